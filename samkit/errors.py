@@ -1,0 +1,37 @@
+"""The exceptions samkit raises, in one place.
+
+Each derives from :class:`SamkitError` (catch-all for front ends) and from the
+built-in exception a Python user would expect (``ValueError`` for bad values,
+``OSError`` for files and downloads, ``RuntimeError`` for calls in the wrong
+order), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class SamkitError(Exception):
+    """Base class of every error samkit raises on purpose."""
+
+
+class InvalidImageError(SamkitError, ValueError):
+    """An image has the wrong shape, dtype or values (NaN, inf, empty)."""
+
+
+class InvalidPromptError(SamkitError, ValueError):
+    """A point, label, box or mask prompt is malformed or outside the image."""
+
+
+class UnknownModelError(SamkitError, ValueError):
+    """A model name is not in the registry."""
+
+
+class CheckpointError(SamkitError, ValueError):
+    """A checkpoint file is corrupt, truncated or made for another model."""
+
+
+class DownloadError(SamkitError, OSError):
+    """A checkpoint could not be downloaded or failed verification."""
+
+
+class NotReadyError(SamkitError, RuntimeError):
+    """A method was called before the state it needs exists (e.g. no image set)."""
