@@ -7,7 +7,8 @@ from pathlib import Path
 from ..device import resolve_device, resolve_precision
 from ..errors import CheckpointError, UnknownModelError
 from .checkpoint import detect_model_type, load_weights, read_checkpoint
-from .registry import MODELS, fetch_checkpoint
+from .registry import MODELS
+from .weights import fetch_checkpoint
 from .sam import MODEL_TYPES, Sam, build_sam
 
 

@@ -15,5 +15,3 @@ def list_models():
     return list(MODELS)
 
 
-def fetch_checkpoint(name):
-    raise NotImplementedError
