@@ -1,0 +1,38 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real images with ground truth beside the repo (../shared/data)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test images not found at {SHARED_DATA} (a fresh clone has no ../shared)")
+    return SHARED_DATA
+
+
+def load_dsb(shared_data: Path, image_id: str):
+    """A DSB2018 image (H, W, 3) uint8 and its (H, W) instance labels."""
+    import tifffile
+    from PIL import Image
+
+    folder = shared_data / "nuclei" / "dsb2018"
+    image = np.asarray(Image.open(folder / f"{image_id}_img.png"))[..., :3]
+    labels = tifffile.imread(folder / f"{image_id}_labels.tif")
+    return image, labels
+
+
+def object_centres(labels: np.ndarray, count: int) -> np.ndarray:
+    """(count, 2) integer (y, x) points inside the `count` largest objects of `labels`."""
+    from scipy import ndimage
+
+    ids, sizes = np.unique(labels[labels > 0], return_counts=True)
+    largest = ids[np.argsort(sizes)[::-1][:count]]
+    points = []
+    for i in largest:
+        inside = ndimage.distance_transform_edt(labels == i)
+        points.append(np.unravel_index(np.argmax(inside), labels.shape))
+    return np.array(points)
