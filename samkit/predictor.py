@@ -97,10 +97,10 @@ class Predictor:
         """
         if self.embedding is None:
             raise NotReadyError("no image is set; call set_image(image) before predict()")
-        if points is None and box is None and mask_input is None:
-            raise InvalidPromptError("no prompt given: pass points (+ labels), a box, or mask_input")
         if labels is not None and points is None:
             raise InvalidPromptError("labels were given without points")
+        if points is None and box is None and mask_input is None:
+            raise InvalidPromptError("no prompt given: pass points (+ labels), a box, or mask_input")
         pts = lab = boxes = masks_in = None
         if points is not None:
             pts, lab = check_points(points, labels, self.image_shape)
