@@ -75,7 +75,6 @@ def run_demo(out_dir: str | Path = "samkit-demo", *, model: str | None = None, d
 
     image, truth = data.nuclei()
     predictor, model_name = choose_predictor(model, device, echo)
-    echo(f"model: {model_name}")
     start = time.perf_counter()
     predictor.set_image(image)
     embed_s = time.perf_counter() - start
