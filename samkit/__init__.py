@@ -1,9 +1,9 @@
 """samkit: Segment Anything for scientists."""
 
-from . import errors
+from . import data, errors
 from .models import list_models, load_model
 from .predictor import Prediction, Predictor
 
 __version__ = "0.1.0"
 
-__all__ = ["Prediction", "Predictor", "errors", "list_models", "load_model", "__version__"]
+__all__ = ["Prediction", "Predictor", "data", "errors", "list_models", "load_model", "__version__"]

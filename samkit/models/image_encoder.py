@@ -12,6 +12,9 @@ from torch import nn
 
 from .common import LayerNorm2d, MLPBlock
 
+# Largest attention bias built at once (elements): 64 MB in fp32.
+BIAS_ELEMENTS = 1 << 24
+
 
 def relative_position_table(size: int, rel_pos: torch.Tensor) -> torch.Tensor:
     """Look up the (size, size, d) table of embeddings for query-key offsets.
@@ -25,7 +28,11 @@ def relative_position_table(size: int, rel_pos: torch.Tensor) -> torch.Tensor:
 
 class Attention(nn.Module):
     """Multi-head self-attention over a (B, H, W, C) grid with decomposed
-    relative-position terms: logit(q, k) += q . Rh[qy - ky] + q . Rw[qx - kx]."""
+    relative-position terms: logit(q, k) += q . Rh[qy - ky] + q . Rw[qx - kx].
+
+    The bias is the sum of a row part and a column part; it is built for a few
+    heads at a time and handed to the fused attention kernel as an additive mask.
+    """
 
     def __init__(self, dim: int, num_heads: int, grid_size: int) -> None:
         super().__init__()
@@ -38,19 +45,29 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
-        h = self.num_heads
-        qkv = self.qkv(x).reshape(B, H * W, 3, h, C // h).permute(2, 0, 3, 1, 4)
+        h, d = self.num_heads, C // self.num_heads
+        N = H * W
+        qkv = self.qkv(x).reshape(B, N, 3, h, d).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, h, N, d)
+        table_y = relative_position_table(H, self.rel_pos_h)  # (H, H, d)
+        table_x = relative_position_table(W, self.rel_pos_w)  # (W, W, d)
 
-        # Relative-position bias, built from a row part and a column part.
-        q_grid = q.reshape(B, h, H, W, -1)  # (B, h, H, W, d)
-        rel_y = torch.einsum("bnhwd,hkd->bnhwk", q_grid, relative_position_table(H, self.rel_pos_h))
-        rel_x = torch.einsum("bnhwd,wkd->bnhwk", q_grid, relative_position_table(W, self.rel_pos_w))
-        bias = (rel_y[..., :, None] + rel_x[..., None, :]).reshape(B, h, H * W, H * W)
-
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, h, N, d)
-        out = out.transpose(1, 2).reshape(B, H, W, C)
-        return self.proj(out)
+        # The (N, N) bias of one head is 64 MB for a 64 x 64 grid: it is built for a
+        # group of heads at a time, always into the same buffer (a fresh allocation
+        # this large costs more in page faults than filling it).
+        group = min(h, max(1, BIAS_ELEMENTS // (B * N * N)))
+        bias = x.new_empty(B, group, H, W, H, W)
+        out = x.new_empty(B, N, h, d)
+        for i in range(0, h, group):
+            heads = slice(i, i + group)
+            g = q[:, heads].shape[1]
+            q_grid = q[:, heads].reshape(B, g, H, W, d)
+            rel_y = torch.einsum("bnhwd,hkd->bnhwk", q_grid, table_y)  # (B, g, H, W, H)
+            rel_x = torch.einsum("bnhwd,wkd->bnhwk", q_grid, table_x)  # (B, g, H, W, W)
+            mask = torch.add(rel_y[..., :, None], rel_x[..., None, :], out=bias[:, :g]).view(B, g, N, N)
+            attended = F.scaled_dot_product_attention(q[:, heads], k[:, heads], v[:, heads], attn_mask=mask)
+            out[:, :, heads] = attended.transpose(1, 2)  # (B, N, g, d)
+        return self.proj(out.reshape(B, H, W, C))
 
 
 class Block(nn.Module):
@@ -65,14 +82,13 @@ class Block(nn.Module):
         self.mlp = MLPBlock(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
-        x = self.norm1(x)
         if self.window_size:
-            x = self._windowed(x)
+            x = x + self._windowed(self.norm1(x))  # the windowed output is a strided view
         else:
-            x = self.attn(x)
-        x = shortcut + x
-        return x + self.mlp(self.norm2(x))
+            x = self.attn(self.norm1(x)).add_(x)  # residual, in place on the fresh output
+        mlp = self.mlp
+        hidden = torch.ops.aten.gelu_(mlp.lin1(self.norm2(x)))  # (B, H, W, 4C), in place: it is large
+        return mlp.lin2(hidden).add_(x)
 
     def _windowed(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
