@@ -56,8 +56,8 @@ class Attention(nn.Module):
         # group of heads at a time, always into the same buffer (a fresh allocation
         # this large costs more in page faults than filling it).
         group = min(h, max(1, BIAS_ELEMENTS // (B * N * N)))
-        bias = x.new_empty(B, group, H, W, H, W)
-        out = x.new_empty(B, N, h, d)
+        bias = q.new_empty(B, group, H, W, H, W)  # in the dtype attention runs in (bf16 under autocast)
+        out = q.new_empty(B, N, h, d)
         for i in range(0, h, group):
             heads = slice(i, i + group)
             g = q[:, heads].shape[1]
@@ -82,13 +82,12 @@ class Block(nn.Module):
         self.mlp = MLPBlock(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.window_size:
-            x = x + self._windowed(self.norm1(x))  # the windowed output is a strided view
-        else:
-            x = self.attn(self.norm1(x)).add_(x)  # residual, in place on the fresh output
+        attended = self._windowed(self.norm1(x)) if self.window_size else self.attn(self.norm1(x))
+        x = x + attended  # the residual stream stays float32 under autocast
         mlp = self.mlp
-        hidden = torch.ops.aten.gelu_(mlp.lin1(self.norm2(x)))  # (B, H, W, 4C), in place: it is large
-        return mlp.lin2(hidden).add_(x)
+        # GELU in place: a fresh tensor of this size (4x the tokens) costs page faults
+        hidden = torch.ops.aten.gelu_(mlp.lin1(self.norm2(x)))  # (B, H, W, 4C)
+        return x + mlp.lin2(hidden)
 
     def _windowed(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
