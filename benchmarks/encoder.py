@@ -96,7 +96,15 @@ def _peak_memory_child(impl: str, model_type: str, precision: str) -> None:
         model = samkit.models.build_sam(model_type)
         model.precision = precision
         model.embed(x)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)  # kB -> GB
+    print(_peak_rss_gb())
+
+
+def _peak_rss_gb() -> float:
+    # VmHWM starts afresh with each new program (ru_maxrss would keep the parent's peak across exec)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1e6  # kB -> GB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
 def benchmark(model_type: str, precisions, repeats: int, threads: int, memory: bool) -> list[dict]:
