@@ -1,15 +1,20 @@
 """SAM's mask decoder: image embedding + prompt tokens -> mask logits + IoU scores.
 
+A decode is split in two: :meth:`MaskDecoder.prepare` does the work that
+depends only on the image (once per image), ``forward`` the rest (per prompt).
 Parameter names follow Meta's official checkpoints (``mask_decoder.*``).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP, LayerNorm2d
-from .transformer import TwoWayTransformer
+from .transformer import ImageContext, TwoWayTransformer
 
 
 class MaskDecoder(nn.Module):
@@ -29,36 +34,74 @@ class MaskDecoder(nn.Module):
         self.output_hypernetworks_mlps = nn.ModuleList(MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens))
         self.iou_prediction_head = MLP(dim, 256, self.num_mask_tokens, 3)
 
-    def forward(
+    def prepare(
         self,
         image_embeddings: torch.Tensor,
         image_pe: torch.Tensor,
-        sparse: torch.Tensor,
         dense: torch.Tensor,
-        multimask: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return low-res logits (B, M, 256, 256) and IoU predictions (B, M).
+        dtype: torch.dtype = torch.float32,
+    ) -> ImageContext:
+        """The prompt-independent part of a decode.
 
-        ``image_embeddings`` is (1 or B, C, 64, 64); ``sparse`` (B, N, C) and
-        ``dense`` (B, C, 64, 64) come from the prompt encoder. M is 3 with
-        ``multimask`` else 1.
+        ``image_embeddings`` (1 or B, C, H, W) and ``dense`` (1 or B, C, H, W)
+        from the prompt encoder are added; ``image_pe`` is (1, C, H, W). With
+        the no-mask ``dense`` of a point or box prompt, the result serves every
+        prompt on this image. Products with the 64 x 64 image tokens (and the
+        upscaling) run in ``dtype``, the rest in the weights' precision.
+        """
+        return self.transformer.prepare(image_embeddings + dense, image_pe, dtype)
+
+    def with_dense(self, context: ImageContext, image_embeddings: torch.Tensor, dense: torch.Tensor) -> ImageContext:
+        """``context`` with another dense prompt (1 or B, C, H, W), e.g. a mask, on the same embeddings."""
+        return self.transformer.with_image(context, image_embeddings + dense)
+
+    def forward(
+        self, context: ImageContext, sparse: torch.Tensor, multimask: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return low-res logits (B, M, 4H, 4W) = (B, M, 256, 256) and IoU predictions (B, M).
+
+        ``context`` is from :meth:`prepare`, ``sparse`` (B, N, C) from the
+        prompt encoder. M is 3 with ``multimask`` else 1.
         """
         B = sparse.shape[0]
-        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight])  # (1 + M, C)
-        tokens = torch.cat([output_tokens.expand(B, -1, -1), sparse], dim=1)  # (B, 1 + M + N, C)
-        image = image_embeddings + dense  # broadcast one image over B prompts
-        image_pe = image_pe.expand(B, -1, -1, -1)
-        _, C, H, W = image.shape
+        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight])  # (1 + 4, C)
+        tokens = torch.cat([output_tokens.expand(B, -1, -1), sparse], dim=1)  # (B, 1 + 4 + N, C)
 
-        tokens, image = self.transformer(image, image_pe, tokens)
-        iou_token = tokens[:, 0]  # (B, C)
-        mask_tokens = tokens[:, 1 : 1 + self.num_mask_tokens]  # (B, M, C)
+        tokens, image = self.transformer(context, tokens)  # (B, 5 + N, C), (B, HW, C)
+        keep = range(1, self.num_mask_tokens) if multimask else range(1)
+        hyper = torch.stack([self.output_hypernetworks_mlps[i](tokens[:, 1 + i]) for i in keep], dim=1)  # (B, M, C/8)
+        iou = self.iou_prediction_head(tokens[:, 0])[:, keep.start : keep.stop]  # (B, M)
+        return self.mask_logits(image, hyper), iou
 
-        upscaled = self.output_upscaling(image.transpose(1, 2).reshape(B, C, H, W))  # (B, C/8, 4H, 4W)
-        hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
-        _, c, h, w = upscaled.shape
-        masks = (hyper @ upscaled.reshape(B, c, h * w)).reshape(B, -1, h, w)  # (B, M, 4H, 4W)
-        iou = self.iou_prediction_head(iou_token)
+    def mask_logits(self, image: torch.Tensor, hyper: torch.Tensor, rows: int = 32) -> torch.Tensor:
+        """Image tokens (B, HW, C) and hypernetwork outputs (B, M, C/8) -> logits (B, M, 4H, 4W).
 
-        keep = slice(1, None) if multimask else slice(0, 1)
-        return masks[:, keep], iou[:, keep]
+        The transposed convolutions (kernel 2, stride 2) don't overlap, so each
+        is one matmul per pixel with its 2 x 2 output pixels in the channel
+        axis. Pixels are put in place in two cheap moves: after the first
+        (C/4 channels contiguous) and at the end (on M channels, not C/8).
+        Slabs of ``rows`` token rows at a time keep the wide intermediates in
+        the processor's cache.
+        """
+        conv1, norm, act1, conv2, act2 = self.output_upscaling
+        B, HW, _ = image.shape
+        H = W = math.isqrt(HW)
+        dtype = image.dtype
+        w1, b1 = _as_linear(conv1.weight).to(dtype), conv1.bias.repeat(4).to(dtype)  # (2 * 2 * C/4, C)
+        w2, b2 = _as_linear(conv2.weight).to(dtype), conv2.bias.repeat(4).to(dtype)  # (2 * 2 * C/8, C/4)
+        hyper = hyper.to(dtype)
+        masks = image.new_empty(B, hyper.shape[1], 4 * H, 4 * W)
+        for top in range(0, H, rows):
+            R = min(rows, H - top)
+            x = F.linear(image[:, top * W : (top + R) * W], w1, b1)  # (B, RW, 2 * 2 * C/4)
+            x = x.view(B, R, W, 2, 2, -1).transpose(2, 3).reshape(B, R * W * 4, -1)  # (B, 2R * 2W, C/4)
+            x = act1(F.layer_norm(x, x.shape[-1:], norm.weight.to(dtype), norm.bias.to(dtype), norm.eps))
+            x = act2(F.linear(x, w2, b2).view(B, R * W * 16, -1))  # (B, 2R * 2W * 2 * 2, C/8)
+            slab = torch.bmm(hyper, x.mT).view(B, -1, 2 * R, 2 * W, 2, 2)  # (B, M, 2R, 2W, 2, 2)
+            masks[:, :, 4 * top : 4 * (top + R)] = slab.transpose(3, 4).reshape(B, -1, 4 * R, 4 * W)
+        return masks  # (B, M, 4H, 4W)
+
+
+def _as_linear(weight: torch.Tensor) -> torch.Tensor:
+    """A 2 x 2 transposed-convolution weight (C_in, C_out, 2, 2) as a linear weight (2 * 2 * C_out, C_in)."""
+    return weight.permute(2, 3, 1, 0).reshape(-1, weight.shape[0])

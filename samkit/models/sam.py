@@ -9,8 +9,9 @@ to 1024 x 1024, coordinates (x, y) in pixels of that frame. The numpy,
 from __future__ import annotations
 
 import contextlib
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from ..device import PRECISIONS
 from .image_encoder import ImageEncoderViT
 from .mask_decoder import MaskDecoder
 from .prompt_encoder import PromptEncoder
+from .transformer import ImageContext
 
 
 def _tinyvit():
@@ -35,6 +37,18 @@ IMAGE_ENCODERS = {
     "vit_t": _tinyvit,  # MobileSAM
 }
 MODEL_TYPES = tuple(IMAGE_ENCODERS)
+
+
+class DecoderContext(NamedTuple):
+    """An image ready for many decodes: from :meth:`Sam.prepare_decoder`.
+
+    embeddings : (1 or B, 256, 64, 64) float32 image embeddings
+    image : the mask decoder's prompt-independent work on them (for prompts
+        without a mask), in the model's precision at the time
+    """
+
+    embeddings: torch.Tensor
+    image: ImageContext
 
 
 class Sam(nn.Module):
@@ -86,9 +100,30 @@ class Sam(nn.Module):
             return self.image_encoder(self.preprocess(images)).float()
 
     @torch.inference_mode()
+    def prepare_decoder(self, embeddings: torch.Tensor) -> DecoderContext:
+        """Do the prompt-independent part of decoding, once per image.
+
+        Pass the result to :meth:`decode` instead of ``embeddings``: every
+        prompt on this image then skips that work. With ``precision`` bf16,
+        the products with the 64 x 64 image tokens and the upscaling run in
+        bf16 (the prompt tokens stay in float32). Prepare again after changing
+        the weights or the precision.
+
+        Parameters
+        ----------
+        embeddings : (1 or B, 256, 64, 64) tensor
+            From :meth:`embed`.
+        """
+        embeddings = embeddings.to(self.device, torch.float32)
+        no_mask = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)  # (1, C, 1, 1)
+        dtype = PRECISIONS[self.precision]
+        image = self.mask_decoder.prepare(embeddings, self.prompt_encoder.dense_pe(), no_mask, dtype)
+        return DecoderContext(embeddings, image)
+
+    @torch.inference_mode()
     def decode(
         self,
-        embeddings: torch.Tensor,
+        embeddings: torch.Tensor | DecoderContext,
         points: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         boxes: torch.Tensor | None = None,
@@ -99,8 +134,9 @@ class Sam(nn.Module):
 
         Parameters
         ----------
-        embeddings : (1 or B, 256, 64, 64) tensor
-            From :meth:`embed`; one embedding is shared by all B prompts.
+        embeddings : (1 or B, 256, 64, 64) tensor or DecoderContext
+            From :meth:`embed`, or (faster, for several prompts on one image)
+            its :meth:`prepare_decoder`. One embedding serves all B prompts.
         points : (B, N, 2) tensor, optional
             Point coordinates (x, y) in pixels of the 1024 model input.
         labels : (B, N) tensor, optional
@@ -111,16 +147,21 @@ class Sam(nn.Module):
             Low-res logits of an earlier prediction, to refine.
         multimask : bool
             Three candidate masks (M = 3) or one (M = 1).
+
+        Returns
+        -------
+        logits : (B, M, 256, 256) float32 tensor
+        scores : (B, M) float32 tensor
         """
-        dev = self.device
+        context = embeddings if isinstance(embeddings, DecoderContext) else self.prepare_decoder(embeddings)
+        image, dev = context.image, self.device
         prompt_points = None if points is None else (points.to(dev, torch.float32), labels.to(dev))
         boxes = None if boxes is None else boxes.to(dev, torch.float32)
         mask_input = None if mask_input is None else mask_input.to(dev, torch.float32)
-        with self._autocast():
-            sparse, dense = self.prompt_encoder(prompt_points, boxes, mask_input)
-            logits, iou = self.mask_decoder(
-                embeddings.to(dev), self.prompt_encoder.dense_pe(), sparse, dense, multimask
-            )
+        sparse, dense = self.prompt_encoder(prompt_points, boxes, mask_input)
+        if mask_input is not None:  # the mask prompt changes the image side
+            image = self.mask_decoder.with_dense(image, context.embeddings, dense)
+        logits, iou = self.mask_decoder(image, sparse, multimask)
         return logits.float(), iou.float()
 
     def upscale_logits(self, logits: torch.Tensor, input_size: tuple[int, int], output_size: tuple[int, int]) -> torch.Tensor:
@@ -131,6 +172,94 @@ class Sam(nn.Module):
         x = F.interpolate(logits, (self.image_size, self.image_size), mode="bilinear", align_corners=False)
         x = x[..., : input_size[0], : input_size[1]]
         return F.interpolate(x, output_size, mode="bilinear", align_corners=False)
+
+    def upscale_mask(
+        self, logits: torch.Tensor, input_size: tuple[int, int], output_size: tuple[int, int]
+    ) -> tuple[torch.Tensor, tuple[int, int]]:
+        """One mask at full resolution, computed only where it can be inside.
+
+        Equals ``upscale_logits(...) > mask_threshold`` except for pixels
+        whose logit is within float rounding of the threshold. Each output
+        pixel is a weighted mean (weights >= 0) of at most 3 x 3 low-res
+        logits, so it can be inside only near a low-res logit above the
+        threshold: only the bounding box of those pixels is computed, one
+        axis at a time.
+
+        Parameters
+        ----------
+        logits : (256, 256) tensor
+            Low-res logits of one mask, from :meth:`decode`.
+        input_size : (h, w)
+            Size of the image inside the padded model input.
+        output_size : (H, W)
+            Size of the original image.
+
+        Returns
+        -------
+        crop : (h', w') bool tensor
+            The mask inside the bounding box of the pixels that can be inside
+            (0 x 0 when none can).
+        offset : (y0, x0)
+            Where ``crop`` starts in the (H, W) image.
+        """
+        logits = logits.float()
+        inside = logits > self.mask_threshold
+        rows, cols = inside.any(1).nonzero()[:, 0], inside.any(0).nonzero()[:, 0]
+        if len(rows) == 0:
+            return torch.zeros(0, 0, dtype=torch.bool, device=logits.device), (0, 0)
+        low = logits.shape[-1]
+        wy, y, ky = _crop_weights(low, self.image_size, input_size[0], output_size[0], int(rows[0]), int(rows[-1]))
+        wx, x, kx = _crop_weights(low, self.image_size, input_size[1], output_size[1], int(cols[0]), int(cols[-1]))
+        if len(wy) == 0 or len(wx) == 0:  # only in the padding
+            return torch.zeros(0, 0, dtype=torch.bool, device=logits.device), (0, 0)
+        rows = wy.to(logits.device) @ logits[ky]  # (h', 256): the crop's rows, at low resolution along x
+        if len(wx) > output_size[1] // 4:  # wide: resizing whole rows beats a matrix product
+            rows = F.interpolate(rows[None], (self.image_size,), mode="linear", align_corners=False)
+            full = F.interpolate(rows[..., : input_size[1]], (output_size[1],), mode="linear", align_corners=False)
+            full = full[0, :, x]  # (h', w')
+        else:
+            full = rows[:, kx] @ wx.to(logits.device).T  # (h', w')
+        return full > self.mask_threshold, (y.start, x.start)
+
+
+@lru_cache(maxsize=16)
+def _resize_weights(low: int, mid: int, valid: int, out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two bilinear resizes of :meth:`Sam.upscale_logits` along one axis, as one (out, low) matrix.
+
+    ``low`` -> ``mid`` (the padded model input), crop to ``valid``, -> ``out``,
+    like ``F.interpolate(..., align_corners=False)``. Also returns, per output
+    pixel, the first and last low-res index it depends on (both nondecreasing).
+    """
+    weights = _bilinear(valid, out) @ _bilinear(low, mid)[:valid]
+    support = (weights > 0).int()
+    first, last = support.argmax(1), low - 1 - support.flip(1).argmax(1)
+    return weights.float(), first, last
+
+
+def _bilinear(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) weights of a 1-D bilinear resize, half-pixel centres, edges clamped."""
+    src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    frac = src - i0
+    weights = torch.zeros(n_out, n_in, dtype=torch.float64)
+    weights[torch.arange(n_out), i0] += 1 - frac
+    weights[torch.arange(n_out), i1] += frac
+    return weights
+
+
+def _crop_weights(low: int, mid: int, valid: int, out: int, first: int, last: int) -> tuple[torch.Tensor, slice, slice]:
+    """Along one axis: the output pixels that low-res indices ``first..last`` reach, and their weights.
+
+    Returns (weights (n, k), output slice of length n, low-res slice of length k).
+    """
+    weights, lo, hi = _resize_weights(low, mid, valid, out)
+    start = int(torch.searchsorted(hi, torch.tensor(first)))
+    stop = int(torch.searchsorted(lo, torch.tensor(last), right=True))
+    if start >= stop:
+        return weights[:0, :0], slice(0, 0), slice(0, 0)
+    k = slice(int(lo[start]), int(hi[stop - 1]) + 1)
+    return weights[start:stop, k], slice(start, stop), k
 
 
 def build_sam(model_type: str) -> Sam:
