@@ -61,6 +61,7 @@ class Predictor:
     >>> predictor = samkit.Predictor(samkit.load_model("vit_b"))    # doctest: +SKIP
     >>> predictor.set_image(image)                                  # doctest: +SKIP
     >>> masks, scores, logits = predictor.predict(points=[[120, 80]], labels=[1])  # doctest: +SKIP
+    >>> best = predictor.predict_best(points=[[120, 80]], labels=[1])  # doctest: +SKIP
     """
 
     def __init__(self, model: Sam) -> None:
@@ -123,7 +124,7 @@ class Predictor:
 
         See Also
         --------
-        predict_best : only the best mask, several times faster.
+        predict_best : only the best mask, faster.
         """
         logits, scores, batched = self._decode(points, labels, box, mask_input, multimask)
         full = self.model.upscale_logits(logits, self.input_shape, self.image_shape)
