@@ -16,8 +16,6 @@ from torch import nn
 from .common import MLP, LayerNorm2d
 from .transformer import ImageContext, TwoWayTransformer
 
-GELU_INPLACE = True
-
 
 class MaskDecoder(nn.Module):
     def __init__(self, dim: int = 256, num_multimask: int = 3) -> None:
@@ -97,12 +95,8 @@ class MaskDecoder(nn.Module):
             R = min(rows, H - top)
             x = F.linear(image[:, top * W : (top + R) * W], w1, b1)  # (B, RW, 2 * 2 * C/4)
             x = x.view(B, R, W, 2, 2, -1).transpose(2, 3).reshape(B, R * W * 4, -1)  # (B, 2R * 2W, C/4)
-            if GELU_INPLACE:
-                x = torch.ops.aten.gelu_(F.layer_norm(x, x.shape[-1:], norm.weight.to(dtype), norm.bias.to(dtype), norm.eps))
-                x = torch.ops.aten.gelu_(F.linear(x, w2, b2).view(B, R * W * 16, -1))  # (B, 2R * 2W * 2 * 2, C/8)
-            else:
-                x = act1(F.layer_norm(x, x.shape[-1:], norm.weight.to(dtype), norm.bias.to(dtype), norm.eps))
-                x = act2(F.linear(x, w2, b2).view(B, R * W * 16, -1))  # (B, 2R * 2W * 2 * 2, C/8)
+            x = act1(F.layer_norm(x, x.shape[-1:], norm.weight.to(dtype), norm.bias.to(dtype), norm.eps))
+            x = act2(F.linear(x, w2, b2).view(B, R * W * 16, -1))  # (B, 2R * 2W * 2 * 2, C/8)
             slab = torch.bmm(hyper, x.mT).view(B, -1, 2 * R, 2 * W, 2, 2)  # (B, M, 2R, 2W, 2, 2)
             masks[:, :, 4 * top : 4 * (top + R)] = slab.transpose(3, 4).reshape(B, -1, 4 * R, 4 * W)
         return masks  # (B, M, 4H, 4W)

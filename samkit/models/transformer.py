@@ -28,8 +28,6 @@ from torch import nn
 
 from .common import MLPBlock
 
-INPLACE = True
-
 
 class Attention(nn.Module):
     """Multi-head attention whose inner width may be ``dim / downsample``."""
@@ -90,7 +88,6 @@ class Attention(nn.Module):
         tokens_k: torch.Tensor,
         tokens_v: torch.Tensor,
         fold_image: bool,
-        inplace: bool = False,
     ) -> torch.Tensor:
         """The image (1 or B, HW, C) attends to tokens (B, N, C) -> image + attention output (B, HW, C).
 
@@ -98,8 +95,6 @@ class Attention(nn.Module):
         all of them (transposed) when the image was known in advance, else
         ``q_proj(pe)`` and ``fold_image`` adds the image's share, folded into
         the token keys. ``out_proj`` is folded into the token values.
-        ``inplace`` adds the output to ``image`` itself (B, HW, C), which then
-        must not be shared.
         """
         k = self._heads(self.k_proj(tokens_k))  # (B, h, N, d)
         v = self._heads(self.v_proj(tokens_v))  # (B, h, N, d)
@@ -112,10 +107,8 @@ class Attention(nn.Module):
         attn = scores.view(B, h, N, -1).softmax(2).view(B, h * N, -1)  # softmax over each head's N tokens
         # out_proj(sum_n a_n v_n) = sum_n a_n (v_n Wo^T) + bo; each head's weights sum to 1, so bo / h per head
         wo = self.out_proj.weight.view(-1, h, d)  # (C, h, d)
-        v_out = (torch.einsum("bhnd,chd->bhnc", v, wo) + self.out_proj.bias / h).reshape(B, h * N, -1)  # (B, hN, C)
-        if inplace and INPLACE:
-            return image.baddbmm_(attn.mT, v_out.to(dtype))
-        return torch.baddbmm(image.expand(B, -1, -1), attn.mT, v_out.to(dtype))  # (B, HW, C)
+        v_out = torch.einsum("bhnd,chd->bhnc", v, wo) + self.out_proj.bias / h  # (B, h, N, C)
+        return torch.baddbmm(image.expand(B, -1, -1), attn.mT, v_out.reshape(B, h * N, -1).to(dtype))  # (B, HW, C)
 
 
 def _per_head(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -216,8 +209,8 @@ class TwoWayBlock(nn.Module):
         tokens = self.norm3(tokens + self.mlp(tokens))
         # 4. the image attends to the tokens (residual included)
         q = tokens + token_pe
-        fold_image = not projected.complete  # and the image was made by this decode: add to it in place
-        image = self.cross_attn_image_to_token.image_to_tokens(image, projected.queries_t, q, tokens, fold_image, fold_image)
+        fold_image = not projected.complete
+        image = self.cross_attn_image_to_token.image_to_tokens(image, projected.queries_t, q, tokens, fold_image)
         return tokens, _layer_norm_as_input(self.norm4, image)  # (B, N, C), (B, HW, C)
 
 
