@@ -81,7 +81,7 @@ def is_cached(name_or_info: str | ModelInfo) -> bool:
         its size and modification time.
     """
     info = _as_info(name_or_info)
-    path = cache_dir() / info.filename
+    path = cached_path(info)
     return path.is_file() and _record_matches(path, info, allow_racy=True)
 
 
