@@ -35,3 +35,15 @@ class DownloadError(SamkitError, OSError):
 
 class NotReadyError(SamkitError, RuntimeError):
     """A method was called before the state it needs exists (e.g. no image set)."""
+
+
+class CacheError(SamkitError, OSError):
+    """An embedding cache cannot be created, read or written (read-only or full disk)."""
+
+
+class AutosaveError(SamkitError, OSError):
+    """A commit could not be saved to disk; the label image on disk is unchanged."""
+
+
+class EmbeddingCancelled(SamkitError, RuntimeError):
+    """A tile a prompt needs was not embedded because embedding was cancelled."""
