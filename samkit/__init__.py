@@ -1,9 +1,28 @@
 """samkit: Segment Anything for scientists."""
 
 from . import data, errors
+from .engine import EmbedJob, Mask, Session
+from .io import Image, imread, open_image
+from .labels import LabelImage
 from .models import list_models, load_model
-from .predictor import Prediction, Predictor
+from .predictor import BestMask, Prediction, Predictor
 
 __version__ = "0.1.0"
 
-__all__ = ["Prediction", "Predictor", "data", "errors", "list_models", "load_model", "__version__"]
+__all__ = [
+    "BestMask",
+    "EmbedJob",
+    "Image",
+    "LabelImage",
+    "Mask",
+    "Prediction",
+    "Predictor",
+    "Session",
+    "data",
+    "errors",
+    "imread",
+    "list_models",
+    "load_model",
+    "open_image",
+    "__version__",
+]

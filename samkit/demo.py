@@ -1,6 +1,7 @@
 """``samkit demo``: click once inside each nucleus of the shipped sample image,
 commit each mask into a label image, save it with an overlay, and report how
-well the masks match the ground truth."""
+well the masks match the ground truth. Runs through a :class:`samkit.Session`,
+like the front ends."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import numpy as np
 from scipy import ndimage
 
 from . import data
+from .engine import Mask, Session
+from .labels import LabelImage
 from .models.classical import NAME as CLASSICAL_NAME
-from .models.classical import ClassicalPredictor
+from .models.classical import ClassicalModel
 from .models.loading import load_model
 from .models.weights import cache_dir, is_cached
-from .predictor import Predictor
 
 # registry models tried, in this order, when one is already in the cache
 PREFERRED = ("vit_b_lm", "vit_b", "vit_t_lm", "vit_t", "vit_l_lm", "vit_l", "vit_h")
@@ -31,8 +33,8 @@ def click_points(labels: np.ndarray) -> np.ndarray:
     return np.array(clicks, dtype=int).reshape(-1, 2)
 
 
-def choose_predictor(model: str | None, device: str = "auto", echo=print):
-    """A SAM predictor for ``model`` (or the first cached registry model), else the classical fallback."""
+def choose_model(model: str | None, device: str = "auto", echo=print):
+    """SAM for ``model`` (or the first cached registry model), else the classical fallback."""
     if model is None:
         model = next((name for name in PREFERRED if is_cached(name)), None)
         if model is None:
@@ -40,16 +42,8 @@ def choose_predictor(model: str | None, device: str = "auto", echo=print):
                 f"No SAM checkpoint in the cache ({cache_dir()}); using the {CLASSICAL_NAME} fallback.\n"
                 "For SAM: `samkit models download vit_b_lm`, or `samkit demo --model /path/to/sam_vit_b_01ec64.pth`."
             )
-            return ClassicalPredictor(), CLASSICAL_NAME
-    sam = load_model(model, device=device)
-    return Predictor(sam), repr(sam)
-
-
-def commit(labels: np.ndarray, mask: np.ndarray, label: int) -> int:
-    """Write ``label`` into the unlabelled pixels of ``mask``; return how many were written."""
-    free = mask & (labels == 0)
-    labels[free] = label
-    return int(free.sum())
+            return ClassicalModel()
+    return load_model(model, device=device)
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, clicks: np.ndarray, alpha: float = 0.4) -> np.ndarray:
@@ -70,36 +64,34 @@ def overlay(image: np.ndarray, labels: np.ndarray, clicks: np.ndarray, alpha: fl
 
 def run_demo(out_dir: str | Path = "samkit-demo", *, model: str | None = None, device: str = "auto", echo=print) -> dict:
     """Run the demo; write ``labels.tif`` and ``overlay.png`` into ``out_dir``; return a summary."""
-    import tifffile
     from PIL import Image
 
     image, truth = data.nuclei()
-    predictor, model_name = choose_predictor(model, device, echo)
+    session = Session(image, choose_model(model, device, echo))
     start = time.perf_counter()
-    predictor.set_image(image)
+    session.embed_all().result()
     embed_s = time.perf_counter() - start
 
     clicks = click_points(truth)
-    labels = np.zeros(truth.shape, np.uint16)
+    labels = LabelImage(truth.shape, dtype=np.uint16)
     ious, click_ms = [], []
-    for label, (y, x) in enumerate(clicks, start=1):
+    for y, x in clicks:
         start = time.perf_counter()
-        result = predictor.predict(points=[[y, x]], labels=[1])
-        mask = result.masks[int(np.argmax(result.scores))]
+        mask = session.segment(points=[[y, x]], labels=[1])
         click_ms.append(1000 * (time.perf_counter() - start))
-        commit(labels, mask, label)
-        target = truth == truth[y, x]
-        ious.append((mask & target).sum() / (mask | target).sum())
+        if mask.area and labels.read(mask.bbox)[mask.crop].min() == 0:  # something left to add
+            labels.commit(mask)
+        ious.append(mask.iou(Mask.from_array(truth == truth[y, x])))
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(out / "labels.tif", labels, compression="zlib")
-    Image.fromarray(overlay(image, labels, clicks)).save(out / "overlay.png")
+    labels.to_tiff(out / "labels.tif")
+    Image.fromarray(overlay(image, np.asarray(labels), clicks)).save(out / "overlay.png")
     summary = {
-        "model": model_name,
+        "model": session.model.name,
         "image": "DSB2018 ade080c6618c, 520 x 696 fluorescence nuclei (CC0)",
         "clicks": len(clicks),
-        "objects": int(len(np.unique(labels)) - 1),
+        "objects": len(labels.objects),
         "mean_iou_vs_ground_truth": round(float(np.mean(ious)), 3),
         "embed_s": round(embed_s, 2),
         "median_click_ms": round(float(np.median(click_ms)), 1),

@@ -47,3 +47,7 @@ class AutosaveError(SamkitError, OSError):
 
 class EmbeddingCancelled(SamkitError, RuntimeError):
     """A tile a prompt needs was not embedded because embedding was cancelled."""
+
+
+class InvalidLabelError(SamkitError, ValueError):
+    """A label id is out of range or absent, or a mask leaves nothing to commit."""

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 import samkit.data
 from samkit.cli import main
-from samkit.demo import click_points, commit, run_demo
+from samkit.demo import click_points, run_demo
 from samkit.models import build_sam
 
 
@@ -17,13 +17,6 @@ def test_click_points_fall_inside_their_objects():
     clicks = click_points(truth)
     assert len(clicks) == len(np.unique(truth)) - 1 == 30
     assert len({truth[y, x] for y, x in clicks}) == 30 and all(truth[y, x] > 0 for y, x in clicks)
-
-
-def test_commit_keeps_existing_objects():
-    labels = np.zeros((4, 4), np.uint16)
-    assert commit(labels, np.eye(4, dtype=bool), 1) == 4
-    assert commit(labels, np.ones((4, 4), bool), 2) == 12
-    np.testing.assert_array_equal(labels, np.where(np.eye(4, dtype=bool), 1, 2))
 
 
 def test_demo_without_checkpoint_uses_classical_fallback(tmp_path, monkeypatch, capsys):
@@ -38,7 +31,9 @@ def test_demo_without_checkpoint_uses_classical_fallback(tmp_path, monkeypatch, 
     overlay = np.asarray(Image.open(tmp_path / "out" / "overlay.png"))
     assert overlay.shape == image.shape
     assert not np.array_equal(overlay[labels > 0], image[labels > 0])  # objects are tinted
-    far = ~ndimage.binary_dilation(labels > 0, iterations=3)  # away from outlines and click marks
+    marked = labels > 0
+    marked[tuple(click_points(truth).T)] = True
+    far = ~ndimage.binary_dilation(marked, iterations=3)  # away from outlines and click marks
     np.testing.assert_array_equal(overlay[far], image[far])
 
 
@@ -54,5 +49,5 @@ def test_demo_with_a_sam_checkpoint_file(tmp_path):
     path = tmp_path / "mobile_sam_random.pt"
     torch.save(build_sam("vit_t").state_dict(), path)  # random weights: the path, not the quality, is tested
     summary = run_demo(tmp_path / "out", model=str(path), device="cpu", echo=lambda *a: None)
-    assert summary["model"].startswith("Sam('vit_t'") and summary["clicks"] == 30
+    assert summary["model"] == "SAM vit_t (mobile_sam_random.pt)" and summary["clicks"] == 30
     assert (tmp_path / "out" / "overlay.png").is_file()

@@ -1,5 +1,9 @@
 """The shared backend: tile grid, embedding store, background worker, sessions."""
 
+from .grid import TileGrid
 from .mask import Mask
+from .models import window_model
+from .session import Session
+from .worker import EmbedJob
 
-__all__ = ["Mask"]
+__all__ = ["EmbedJob", "Mask", "Session", "TileGrid", "window_model"]

@@ -1,0 +1,93 @@
+"""Window models whose "embedding" is a label image of the window.
+
+A prompt is answered by looking up the object it designates. The oracle
+(labels = ground truth) and the classical fallback (labels = a watershed of
+the window) are both this; they differ only in how a window is labelled.
+
+Decoding rule, on the window's labels:
+
+* positive points: the object under most of them (ties: the first point's);
+  positive points on background give an empty mask;
+* otherwise a box: the object that best fills it, i.e. with the highest IoU
+  between the object (within the window) and the box rectangle;
+* negative points and ``mask_input`` are accepted and do not change the answer
+  (an object is either designated or not).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .models import Decoded
+
+
+class LabelLookupModel:
+    """Base class: subclasses implement :meth:`label_window`."""
+
+    is_sam = False
+    name = "label lookup"
+    dtype = "int32"
+
+    def label_window(self, pixels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+        """(h, w) integer labels of one window, 0 = background."""
+        raise NotImplementedError
+
+    def embedding_spec(self, window_shape: tuple[int, int]) -> tuple[tuple[int, ...], str]:
+        return tuple(window_shape), self.dtype
+
+    def signature(self) -> dict:
+        return {"model": self.name}
+
+    def embed(self, pixels: np.ndarray, windows) -> np.ndarray:
+        return np.stack([self.label_window(p, w).astype(self.dtype) for p, w in zip(pixels, windows)])
+
+    def decoder(self, embedding: np.ndarray, window):
+        objects = np.asarray(embedding)
+
+        def decode(points=None, labels=None, boxes=None, mask_input=None) -> list[Decoded]:
+            if boxes is None:
+                return [_decoded(objects, _pick_by_points(objects, points, labels))]
+            return [_decoded(objects, _pick_by_points(objects, points, labels) or _pick_by_box(objects, b)) for b in boxes]
+
+        return decode
+
+
+def _pick_by_points(objects: np.ndarray, points, labels) -> int:
+    if points is None:
+        return 0
+    pts = np.asarray(points, float).reshape(-1, 2)
+    positive = pts[np.asarray(labels).reshape(-1) == 1]
+    if len(positive) == 0:
+        return 0
+    h, w = objects.shape
+    ys = np.clip(positive[:, 0].astype(int), 0, h - 1)
+    xs = np.clip(positive[:, 1].astype(int), 0, w - 1)
+    hits = objects[ys, xs]
+    ids, counts = np.unique(hits[hits > 0], return_counts=True)
+    if len(ids) == 0:
+        return 0
+    best = ids[counts == counts.max()]
+    first = next(h for h in hits if h in best)
+    return int(first)
+
+
+def _pick_by_box(objects: np.ndarray, box) -> int:
+    y0, x0, y1, x1 = (int(round(float(v))) for v in box)
+    y0, x0 = max(y0, 0), max(x0, 0)
+    inside = objects[y0:y1, x0:x1]
+    ids, inner = np.unique(inside[inside > 0], return_counts=True)
+    if len(ids) == 0:
+        return 0
+    total = np.bincount(objects.ravel(), minlength=int(ids.max()) + 1)[ids]
+    box_area = inside.size
+    iou = inner / (total + box_area - inner)
+    return int(ids[np.argmax(iou)])
+
+
+def _decoded(objects: np.ndarray, label: int) -> Decoded:
+    if label == 0:
+        return Decoded(np.zeros((0, 0), bool), (0, 0), 0.0)
+    mask = objects == label
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return Decoded(crop, (int(rows[0]), int(cols[0])), 1.0)

@@ -1,0 +1,147 @@
+"""What the engine asks of a model, window by window, and SAM's answer to it.
+
+A *window model* embeds square windows of an image and decodes prompts on
+one window's embedding. SAM, the classical fallback
+(:class:`samkit.models.classical.ClassicalModel`) and the test oracle
+(:class:`samkit.testing.OracleModel`) all implement it, so every layer above
+(tiling, stitching, labels, front ends) runs unchanged with any of them.
+
+Interface
+---------
+``name`` : str
+    Shown to users ("SAM vit_b (sam_vit_b_01ec64.pth)", "classical ... not SAM").
+``is_sam`` : bool
+``embedding_spec(window_shape) -> (shape, dtype)``
+    Shape and storage dtype of one window's embedding.
+``signature() -> dict``
+    Everything the embeddings depend on besides the pixels (weights, precision).
+``embed(pixels, windows) -> array``
+    ``pixels``: (B, h, w, 3) uint8 RGB windows; ``windows``: their (y0, x0,
+    y1, x1) boxes in the image (level 0). Returns (B, *shape).
+``decoder(embedding, window) -> callable``
+    ``window``: the (y0, x0, y1, x1) box the embedding was made from.
+    Per-window decoder: ``decode(points, labels, boxes, mask_input)`` with
+    window (y, x) coordinates -> list of :class:`Decoded`, one per box (one
+    in all when no box is given).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..models.sam import Sam
+from ..predictor import Predictor, input_size
+
+
+class Decoded(NamedTuple):
+    """One mask in window coordinates: ``crop`` at ``offset`` (y, x), its score and low-res logits."""
+
+    crop: np.ndarray
+    offset: tuple[int, int]
+    score: float
+    logits: np.ndarray | None = None
+
+
+class SamWindows:
+    """SAM (:class:`samkit.models.sam.Sam`) as a window model; one per model instance.
+
+    Use :func:`window_model` to get it, so that all sessions on one model
+    share it (and its background worker).
+    """
+
+    is_sam = True
+
+    def __init__(self, sam: Sam) -> None:
+        self.sam = sam
+        self.lock = threading.Lock()  # decoders run on the caller's thread, one at a time
+
+    @property
+    def name(self) -> str:
+        source = self.sam.checkpoint.name if self.sam.checkpoint else "random weights"
+        return f"SAM {self.sam.model_type} ({source})"
+
+    def embedding_spec(self, window_shape: tuple[int, int]) -> tuple[tuple[int, ...], str]:
+        side = self.sam.image_size // 16
+        return (256, side, side), "float16"
+
+    def signature(self) -> dict:
+        checkpoint = self.sam.checkpoint
+        identity = None
+        if checkpoint is not None and checkpoint.exists():
+            stat = checkpoint.stat()
+            identity = [str(checkpoint.resolve()), stat.st_size, stat.st_mtime_ns]
+        return {
+            "model": "sam",
+            "model_type": self.sam.model_type,
+            "checkpoint": identity or _unique(self.sam),
+            "precision": self.sam.precision,
+        }
+
+    def embed(self, pixels: np.ndarray, windows) -> np.ndarray:
+        h, w = pixels.shape[1:3]
+        rh, rw = input_size((h, w), self.sam.image_size)
+        if (rh, rw) != (h, w):
+            pixels = np.stack([np.asarray(Image.fromarray(p).resize((rw, rh), Image.BILINEAR)) for p in pixels])
+        batch = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float()
+        return self.sam.embed(batch).cpu().numpy()
+
+    def decoder(self, embedding: np.ndarray, window: tuple[int, int, int, int]):
+        window_shape = (window[2] - window[0], window[3] - window[1])
+        predictor = Predictor(self.sam)
+        predictor.embedding = torch.from_numpy(np.asarray(embedding, np.float32))[None]
+        predictor.image_shape = tuple(window_shape)
+        predictor.input_shape = input_size(window_shape, self.sam.image_size)
+
+        def decode(points=None, labels=None, boxes=None, mask_input=None) -> list[Decoded]:
+            with self.lock:
+                if boxes is not None and len(boxes) > 1:
+                    pred = predictor.predict(points, labels, boxes, mask_input, multimask=False)
+                    return [Decoded(m[0], (0, 0), float(s[0]), lg[0]) for m, s, lg in zip(*pred)]
+                # one click is ambiguous (part or whole): choose among three; more prompts are not
+                multimask = boxes is None and points is not None and len(points) == 1
+                box = None if boxes is None else boxes[0]
+                best = predictor.predict_best(points, labels, box, mask_input, multimask=multimask)
+                return [Decoded(best.mask, (0, 0), best.score, best.logits)]
+
+        return decode
+
+
+def _unique(sam: Sam) -> str:
+    """Randomly initialised weights: an identity that never matches another model's."""
+    return f"random weights {id(sam):x}"
+
+
+_WRAPPER_LOCK = threading.Lock()
+
+
+def window_model(model):
+    """The window model for ``model``: a :class:`Sam`, a window model, ``"classical"``,
+    or a registry name / checkpoint path (loaded with :func:`samkit.load_model`).
+
+    The same ``Sam`` instance always gives the same wrapper, so sessions on
+    one model share one background worker.
+    """
+    if isinstance(model, str) and model == "classical":
+        from ..models.classical import ClassicalModel
+
+        return ClassicalModel()
+    if isinstance(model, (str,)) or hasattr(model, "__fspath__"):
+        from ..models.loading import load_model
+
+        model = load_model(model)
+    if isinstance(model, Sam):
+        with _WRAPPER_LOCK:  # kept on the model, so it lives and dies with it
+            if getattr(model, "_samkit_windows", None) is None:
+                object.__setattr__(model, "_samkit_windows", SamWindows(model))
+            return model._samkit_windows
+    if all(hasattr(model, a) for a in ("embed", "decoder", "embedding_spec", "signature")):
+        return model
+    raise TypeError(
+        f"{type(model).__name__} is not a model samkit can use: pass samkit.load_model(...), a registry "
+        "name, a checkpoint path, 'classical', or a window model (see samkit.engine.models)"
+    )

@@ -1,0 +1,98 @@
+"""Tools to validate a segmentation pipeline against ground truth.
+
+:class:`OracleModel` stands in for SAM with a perfect answer: clicked on an
+object, it returns that object of a ground-truth label image, clipped to the
+window the model would see. Run a :class:`samkit.Session` (or the widget, or
+the plugin) with it on your own annotated images to check that tile size,
+halo and stitching reproduce every object before trusting them with SAM.
+samkit's own tests use it on real images with real ground truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .engine.lookup import LabelLookupModel
+
+
+class OracleModel(LabelLookupModel):
+    """A window model that answers prompts with ground-truth objects.
+
+    Parameters
+    ----------
+    labels : (H, W) integer array-like
+        Ground-truth instance labels (0 = background) at the size of the
+        image to be segmented (level 0). Read window by window, so a zarr
+        or lazily read label image works.
+
+    Notes
+    -----
+    A point selects the object under it, a box the object that best fills
+    it (see :mod:`samkit.engine.lookup`). Only the part of the object inside
+    the window is returned: putting objects back together across windows is
+    the engine's job, and what this model lets you test.
+    """
+
+    name = "oracle (ground truth; not SAM)"
+
+    def __init__(self, labels) -> None:
+        if len(getattr(labels, "shape", ())) != 2:
+            raise ValueError(f"ground-truth labels must be 2D (H, W), got shape {getattr(labels, 'shape', None)}")
+        self.labels = labels
+
+    def signature(self) -> dict:
+        return {"model": "oracle", "labels": id(self.labels)}
+
+    def label_window(self, pixels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+        y0, x0, y1, x1 = window
+        crop = np.asarray(self.labels[y0:y1, x0:x1])
+        h, w = pixels.shape[:2]
+        if crop.shape != (h, w):  # a window of a coarser pyramid level: nearest-neighbour lookup
+            ys = (np.arange(h) + 0.5) * crop.shape[0] / h
+            xs = (np.arange(w) + 0.5) * crop.shape[1] / w
+            crop = crop[ys.astype(int)[:, None], xs.astype(int)[None, :]]
+        return crop
+
+
+def mosaic(pairs, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A large scene with exact ground truth, from (image, labels) pairs laid side by side.
+
+    Images are packed left to right in rows (repeating the list until the
+    canvas is full; the last row and column are cut by the canvas edge), so
+    objects straddle any tile grid at many places. Labels are renumbered
+    1..N in the canvas, unique across copies.
+
+    Parameters
+    ----------
+    pairs : sequence of ((h, w, 3) uint8 image, (h, w) int labels)
+    shape : (H, W) of the canvas
+
+    Returns
+    -------
+    image : (H, W, 3) uint8
+    labels : (H, W) int32
+    """
+    height, width = shape
+    image = np.zeros((height, width, 3), np.uint8)
+    labels = np.zeros((height, width), np.int32)
+    y = x = row_height = 0
+    next_id, i = 1, 0
+    while y < height:
+        img, lab = pairs[i % len(pairs)]
+        i += 1
+        h, w = lab.shape
+        if x >= width:
+            y, x, row_height = y + row_height, 0, 0
+            if y >= height:
+                break
+        ch, cw = min(h, height - y), min(w, width - x)
+        image[y : y + ch, x : x + cw] = np.asarray(img)[:ch, :cw, :3]
+        crop = np.asarray(lab)[:ch, :cw]
+        ids = np.unique(crop[crop > 0])
+        lookup = np.zeros(int(lab.max()) + 1, np.int32)
+        lookup[ids] = np.arange(next_id, next_id + len(ids))
+        labels[y : y + ch, x : x + cw] = lookup[crop]
+        next_id += len(ids)
+        x += w
+        row_height = max(row_height, h)
+    return image, labels

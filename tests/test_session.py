@@ -1,0 +1,216 @@
+"""Session + OracleModel on real mosaics: every object whole from one click or box, across tiles."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import samkit
+from samkit.engine import Session, TileGrid
+from samkit.errors import EmbeddingCancelled, InvalidPromptError
+from samkit.testing import OracleModel, mosaic
+
+DSB_IDS = None
+
+
+def dsb_pairs(shared_data):
+    import tifffile
+    from PIL import Image
+
+    folder = shared_data / "nuclei" / "dsb2018"
+    pairs = []
+    for path in sorted(folder.glob("*_img.png")):
+        image = np.asarray(Image.open(path).convert("RGB"))
+        labels = tifffile.imread(str(path).replace("_img.png", "_labels.tif"))
+        pairs.append((image, labels))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def scene(shared_data):
+    return mosaic(dsb_pairs(shared_data), (4096, 4096))
+
+
+def objects_to_check(labels, grid: TileGrid, limit: int, seed: int = 0):
+    """Ids of objects cut by a window edge (all, up to ``limit``), plus some others; their clicks and boxes."""
+    boxes = ndimage.find_objects(labels)
+    edges_y = {int(s) for s in grid.starts[0][1:]} | {int(s + grid.tile_size) for s in grid.starts[0][:-1]}
+    edges_x = {int(s) for s in grid.starts[1][1:]} | {int(s + grid.tile_size) for s in grid.starts[1][:-1]}
+    crossing, others = [], []
+    for i, sl in enumerate(boxes, start=1):
+        if sl is None:
+            continue
+        ys, xs = sl
+        cut = any(ys.start < e < ys.stop for e in edges_y) or any(xs.start < e < xs.stop for e in edges_x)
+        (crossing if cut else others).append(i)
+    rng = np.random.default_rng(seed)
+    chosen = crossing[:limit] + list(rng.choice(others, size=min(len(others), limit // 4), replace=False))
+    return chosen, boxes
+
+
+def innermost(labels, sl, i):
+    inside = np.pad(labels[sl] == i, 1)
+    depth = ndimage.distance_transform_edt(inside)[1:-1, 1:-1]
+    y, x = np.unravel_index(np.argmax(depth), depth.shape)
+    return sl[0].start + y, sl[1].start + x
+
+
+def assert_exact(mask, labels, sl, i):
+    """The mask equals ground-truth object ``i`` pixel for pixel."""
+    y0, x0, y1, x1 = sl[0].start, sl[1].start, sl[0].stop, sl[1].stop
+    assert mask.bbox == (y0, x0, y1, x1), f"object {i}: bbox {mask.bbox} != {(y0, x0, y1, x1)}"
+    np.testing.assert_array_equal(mask.crop, labels[sl] == i, err_msg=f"object {i}")
+
+
+@pytest.mark.parametrize("tile_size, halo, stitched", [(1024, 128, False), (512, 32, False), (256, 2, True), (300, 20, True)])
+def test_one_click_gives_every_object_whole(scene, tile_size, halo, stitched):
+    image, labels = scene
+    session = Session(image, OracleModel(labels), tile_size=tile_size, halo=halo)
+    chosen, boxes = objects_to_check(labels, session.grid, limit=300)
+    assert len(chosen) > 100
+    crossed = 0
+    for i in chosen:
+        mask = session.segment(points=[innermost(labels, boxes[i - 1], i)], labels=[1])
+        assert_exact(mask, labels, boxes[i - 1], i)
+        crossed += len(mask.prompt["windows"]) > 1
+    if stitched:  # overlaps narrower than the objects: they had to be followed across windows
+        assert crossed > 20
+
+
+@pytest.mark.parametrize("tile_size, halo", [(1024, 128), (256, 2)])
+def test_many_boxes_in_one_call(scene, tile_size, halo):
+    image, labels = scene
+    session = Session(image, OracleModel(labels), tile_size=tile_size, halo=halo)
+    chosen, boxes = objects_to_check(labels, session.grid, limit=200, seed=1)
+    query = np.array([[boxes[i - 1][0].start, boxes[i - 1][1].start, boxes[i - 1][0].stop, boxes[i - 1][1].stop] for i in chosen])
+    masks = session.segment(box=query)
+    assert len(masks) == len(chosen)
+    for i, mask in zip(chosen, masks):
+        assert_exact(mask, labels, boxes[i - 1], i)
+
+
+def test_only_needed_tiles_are_embedded(scene):
+    image, labels = scene
+    session = Session(image, OracleModel(labels), tile_size=512, halo=64)
+    assert not session.embedded().any()
+    boxes = ndimage.find_objects(labels)
+    i = next(i for i, sl in enumerate(boxes, 1) if sl and sl[0].start > 1500 and sl[1].start > 1500)
+    session.segment(points=[innermost(labels, boxes[i - 1], i)], labels=[1])
+    assert 1 <= session.embedded().sum() <= 4
+
+
+def test_grid_windows_cover_the_image_with_equal_sizes():
+    grid = TileGrid((1000, 2500), tile_size=512, halo=64)
+    assert grid.grid_shape == (3, 7)
+    covered = np.zeros(grid.shape, int)
+    for index in grid.indices():
+        y0, x0, y1, x1 = grid.window(index)
+        assert (y1 - y0, x1 - x0) == (512, 512)
+        covered[y0:y1, x0:x1] += 1
+    assert covered.min() >= 1
+    assert grid.window((2, 6)) == (488, 1988, 1000, 2500)  # last windows flush with the edges
+    # a pixel is deepest in the window whose centre it is nearest to
+    assert grid.best_window([450], [400]) == (1, 0)
+    small = TileGrid((300, 200), tile_size=1024, halo=128)
+    assert small.grid_shape == (1, 1) and small.window((0, 0)) == (0, 0, 300, 200)
+
+
+def test_bad_prompts_raise_clear_errors(scene):
+    image, labels = scene
+    session = Session(image, OracleModel(labels), tile_size=512, halo=64)
+    with pytest.raises(InvalidPromptError, match="outside the image"):
+        session.segment(points=[[4096, 10]], labels=[1])
+    with pytest.raises(InvalidPromptError, match="outside the image"):
+        session.segment(box=[-5, 0, 20, 20])
+    with pytest.raises(InvalidPromptError, match="no prompt"):
+        session.segment()
+    with pytest.raises(InvalidPromptError, match="NaN"):
+        session.segment(points=[[np.nan, 3]], labels=[1])
+    background = np.argwhere(labels == 0)[0]
+    assert session.segment(points=[background], labels=[1]).empty
+
+
+class SlowOracle(OracleModel):
+    """The oracle, taking ``delay`` seconds per window like a real encoder on a CPU."""
+
+    def __init__(self, labels, delay):
+        super().__init__(labels)
+        self.delay = delay
+
+    def label_window(self, pixels, window):
+        time.sleep(self.delay)
+        return super().label_window(pixels, window)
+
+
+def test_background_embedding_reports_progress_and_leaves_clicks_fast(scene):
+    image, labels = scene
+    session = Session(image[:2048, :2048], SlowOracle(labels[:2048, :2048], 0.05), tile_size=512, halo=64)
+    seen = []
+    job = session.embed_all(progress=lambda done, total, eta: seen.append((done, total)))
+    job.result(timeout=60)
+    assert seen[-1] == (len(session.grid), len(session.grid))
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert session.embedded().all()
+
+
+def test_click_jumps_the_queue_and_cancel_stops(scene):
+    image, labels = scene
+    crop_img, crop_lab = image[:2048, :2048], labels[:2048, :2048]
+    session = Session(crop_img, SlowOracle(crop_lab, 0.2), tile_size=256, halo=8)  # 64 windows, ~13 s in all
+    job = session.embed_all()
+    time.sleep(0.3)
+    boxes = ndimage.find_objects(crop_lab)
+    i = len(boxes)  # an object near the end of the queue
+    while boxes[i - 1] is None:
+        i -= 1
+    started = time.perf_counter()
+    mask = session.segment(points=[innermost(crop_lab, boxes[i - 1], i)], labels=[1], timeout=30)
+    assert time.perf_counter() - started < 5  # not after the ~60 queued windows
+    assert_exact(mask, crop_lab, boxes[i - 1], i)
+    assert not job.finished
+    job.cancel()
+    assert job.wait(timeout=5)
+    with pytest.raises(EmbeddingCancelled):
+        job.result()
+    assert session.embedded().sum() < len(session.grid)
+
+
+def test_waiting_click_gets_a_clear_error_when_embedding_is_cancelled(scene):
+    image, labels = scene
+    session = Session(image[:1024, :1024], SlowOracle(labels[:1024, :1024], 1.0), tile_size=512, halo=8)
+    errors = []
+
+    def click():
+        try:
+            session.segment(points=[[900, 900]], labels=[1])
+        except EmbeddingCancelled as error:
+            errors.append(error)
+
+    session.embed(region=(0, 0, 10, 10))  # keeps the worker busy for a second
+    thread = threading.Thread(target=click)
+    thread.start()
+    time.sleep(0.2)
+    session.cancel()
+    thread.join(timeout=10)
+    assert len(errors) == 1 and "cancelled" in str(errors[0])
+
+
+def test_sessions_share_one_worker_per_model(scene):
+    image, labels = scene
+    oracle = OracleModel(labels[:512, :512])
+    a = Session(image[:512, :512], oracle, tile_size=256, halo=8)
+    b = Session(image[:512, :512], oracle, tile_size=256, halo=8)
+    assert a.worker is b.worker
+
+
+def test_classical_fallback_segments_the_sample_image():
+    image, truth = samkit.data.nuclei()
+    session = Session(image, "classical")
+    assert "not SAM" in session.model.name
+    ious = []
+    for i, sl in enumerate(ndimage.find_objects(truth), 1):
+        mask = session.segment(points=[innermost(truth, sl, i)], labels=[1])
+        ious.append(mask.iou(samkit.Mask.from_array(truth == i)))
+    assert np.mean(ious) > 0.5

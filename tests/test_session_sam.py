@@ -1,0 +1,49 @@
+"""Session with SAM's network (random weights): windows read, embedded and decoded where they should be."""
+
+import numpy as np
+import pytest
+import torch
+
+import samkit
+from samkit.models.sam import build_sam
+
+
+@pytest.fixture(scope="module")
+def sam():
+    torch.manual_seed(0)
+    return build_sam("vit_t").eval()
+
+
+def test_tile_embeddings_and_decoding_match_the_predictor_on_each_window(sam):
+    image, _ = samkit.data.nuclei()  # 520 x 696: four 512-px windows
+    session = samkit.Session(image, sam, tile_size=512, halo=16, max_windows=1)
+    assert session.grid.grid_shape == (2, 2)
+    point = np.array([400, 600])
+    mask = session.segment(points=[point], labels=[1])
+    (index,) = [tuple(w) for w in mask.prompt["windows"]]
+    y0, x0, y1, x1 = session.grid.window(index)
+    assert (y0, x0) == (8, 184)  # the window in which the click is deepest
+
+    predictor = samkit.Predictor(sam)
+    predictor.set_image(image[y0:y1, x0:x1])
+    stored = session.store.get(index)
+    assert stored.dtype == np.float16
+    np.testing.assert_allclose(stored.astype(np.float32), predictor.embedding[0].numpy(), rtol=1e-2, atol=2e-3)
+
+    predictor.embedding = torch.from_numpy(stored.astype(np.float32))[None]  # decode what the session decoded
+    best = predictor.predict_best(points=[point - (y0, x0)], labels=[1])
+    expected = samkit.Mask.from_array(best.mask, (y0, x0))
+    assert mask.bbox == expected.bbox
+    np.testing.assert_array_equal(mask.crop, expected.crop)
+    assert mask.score == pytest.approx(best.score)
+
+
+def test_one_model_serves_two_sessions(sam):
+    image, _ = samkit.data.nuclei()
+    a = samkit.Session(image[:300, :300], sam)
+    b = samkit.Session(image[200:, 300:], sam)
+    assert a.model is b.model and a.worker is b.worker
+    ja, jb = a.embed_all(), b.embed_all()
+    ja.result(timeout=120), jb.result(timeout=120)
+    assert a.embedded().all() and b.embedded().all()
+    assert not np.array_equal(a.store.get((0, 0)), b.store.get((0, 0)))
