@@ -20,7 +20,7 @@ import pytest
 from scipy import ndimage
 
 import samkit.data
-import samkit.labels as labels_module
+import samkit._durable as durable
 from samkit.engine.mask import Mask
 from samkit.errors import AutosaveError, InvalidImageError, InvalidLabelError, InvalidPromptError
 from samkit.labels import LabelImage
@@ -312,7 +312,7 @@ def test_unusable_locations_fail_at_construction(tmp_path, monkeypatch):
     def read_only(path, data):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(labels_module, "_write_file", read_only)
+    monkeypatch.setattr(durable, "write_file", read_only)
     with pytest.raises(AutosaveError, match="Read-only") as info:
         LabelImage((10, 10), path=tmp_path / "ro")
     assert info.value.errno == errno.EROFS and str(tmp_path / "ro") in str(info.value)
@@ -330,20 +330,20 @@ class Crash(Exception):
 def fail_at(monkeypatch, k, error, *, after=False):
     """Make the k-th durable write (intent, chunk or log line) raise `error` (and every later one if `after`)."""
     calls = {"n": 0}
-    real = {"_write_file": labels_module._write_file, "_append_line": labels_module._append_line}
+    real = {"write_file": durable.write_file, "append_line": durable.append_line}
 
     def wrap(name):
         def write(path, data):
             calls["n"] += 1
             if calls["n"] == k or (after and calls["n"] > k):
-                if name == "_append_line" and error is Crash:  # a torn line, as a power cut could leave
+                if name == "append_line" and error is Crash:  # a torn line, as a power cut could leave
                     real[name](path, data[: len(data) // 2])
                 raise error() if error is Crash else error
             return real[name](path, data)
         return write
 
     for name in real:
-        monkeypatch.setattr(labels_module, name, wrap(name))
+        monkeypatch.setattr(durable, name, wrap(name))
     return calls
 
 
@@ -447,7 +447,7 @@ exec(PROGRAM)
 def test_a_log_line_of_unknown_fate_refuses_changes_until_reopened(gt, tmp_path, monkeypatch):
     path = tmp_path / "labels"
     labels = _start(gt, path)
-    real = labels_module._append_line
+    real = durable.append_line
 
     def written_but_fsync_fails(path, line):
         real(path, line)
@@ -457,8 +457,8 @@ def test_a_log_line_of_unknown_fate_refuses_changes_until_reopened(gt, tmp_path,
         raise OSError(errno.EIO, "Input/output error")
 
     with monkeypatch.context() as m:
-        m.setattr(labels_module, "_append_line", written_but_fsync_fails)
-        m.setattr(labels_module, "_truncate", cannot_truncate)
+        m.setattr(durable, "append_line", written_but_fsync_fails)
+        m.setattr(durable, "truncate", cannot_truncate)
         with pytest.raises(AutosaveError, match="reopen"):
             labels.erase(1)
     with pytest.raises(AutosaveError, match="reopen"):

@@ -214,3 +214,61 @@ def test_classical_fallback_segments_the_sample_image():
         mask = session.segment(points=[innermost(truth, sl, i)], labels=[1])
         ious.append(mask.iou(samkit.Mask.from_array(truth == i)))
     assert np.mean(ious) > 0.5
+
+
+def test_an_image_changed_on_disk_is_never_served_stale_embeddings(tmp_path):
+    import tifffile
+
+    image, _ = samkit.data.nuclei()
+    path = tmp_path / "nuclei.tif"
+    tifffile.imwrite(path, image)
+    first = Session(path, "classical", cache=tmp_path / "cache")
+    first.embed_all().result(timeout=60)
+    again = Session(path, "classical", cache=tmp_path / "cache")
+    assert again.store.path == first.store.path and again.embedded().all()  # reused
+
+    time.sleep(0.01)
+    tifffile.imwrite(path, image[:, ::-1])  # same size, new content
+    changed = Session(path, "classical", cache=tmp_path / "cache")
+    assert changed.store.path != first.store.path and not changed.embedded().any()
+    mask = changed.segment(points=[[74, 696 - 1 - 349]], labels=[1])
+    expected = Session(image[:, ::-1].copy(), "classical").segment(points=[[74, 696 - 1 - 349]], labels=[1])
+    assert mask.bbox == expected.bbox and np.array_equal(mask.crop, expected.crop)
+
+
+def test_pyramid_level_embeds_coarser_windows_and_masks_come_back_full_size(tmp_path, scene):
+    import tifffile
+
+    image, labels = scene
+    image, labels = image[:2048, :2048], labels[:2048, :2048]
+    path = tmp_path / "pyramid.ome.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(image, subifds=1, tile=(256, 256), metadata={"axes": "YXS"})
+        tif.write(image[::2, ::2], subfiletype=1, tile=(256, 256))
+    session = Session(path, OracleModel(labels), level=1, tile_size=512, halo=32)
+    assert session.grid.shape == (1024, 1024) and session.scale == (2.0, 2.0)
+    boxes = ndimage.find_objects(labels)
+    sizes = [(i, (labels[sl] == i).sum()) for i, sl in enumerate(boxes, 1) if sl is not None]
+    big = [i for i, n in sizes if n > 400][:40]
+    ious = []
+    for i in big:
+        mask = session.segment(points=[innermost(labels, boxes[i - 1], i)], labels=[1])
+        ious.append(mask.iou(samkit.Mask.from_array(labels == i)))
+    assert min(ious) > 0.8 and np.mean(ious) > 0.9  # exact at level 1, so only the 2x downsampling differs
+
+
+def test_multichannel_ome_tiff_maps_chosen_channels_once_for_all_windows(shared_data, tmp_path):
+    import tifffile
+
+    folder = shared_data / "cells" / "examplehuman"
+    channels = np.stack([tifffile.imread(p) for p in sorted(folder.glob("*.tif"))])  # (3, 512, 512) uint8
+    stack = (channels.astype(np.uint16) * 200)  # as a 16-bit camera would store it
+    path = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(path, stack, ome=True, metadata={"axes": "CYX", "Channel": {"Name": ["DNA", "PH3", "Cell"]}})
+    session = Session(path, "classical", tile_size=256, halo=16, channels=[0])
+    assert session.intensity.channels == (0,)
+    low, high = session.intensity.low[0], session.intensity.high[0]
+    np.testing.assert_allclose((low, high), np.percentile(stack[0], (0.5, 99.5)))
+    window = session.grid.window((1, 1))
+    rgb = session.intensity.apply(session.image.read(*window))
+    assert rgb.shape == (256, 256, 3) and (rgb[..., 0] == rgb[..., 2]).all()  # one channel, as grey

@@ -47,3 +47,26 @@ def test_one_model_serves_two_sessions(sam):
     ja.result(timeout=120), jb.result(timeout=120)
     assert a.embedded().all() and b.embedded().all()
     assert not np.array_equal(a.store.get((0, 0)), b.store.get((0, 0)))
+
+
+def test_boxes_are_decoded_in_one_batch_per_window_like_the_predictor(sam):
+    image, _ = samkit.data.nuclei()
+    session = samkit.Session(image, sam, max_windows=1)  # one 520 x 696 window
+    boxes = np.array([[380, 55, 445, 110], [50, 325, 100, 378], [200, 500, 260, 560]])
+    masks = session.segment(box=boxes)
+    predictor = samkit.Predictor(sam)
+    predictor.set_image(image)
+    predictor.embedding = torch.from_numpy(session.store.get((0, 0)).astype(np.float32))[None]
+    expected = predictor.predict(box=boxes, multimask=False)
+    for mask, full, score in zip(masks, expected.masks[:, 0], expected.scores[:, 0]):
+        reference = samkit.Mask.from_array(full)
+        assert mask.bbox == reference.bbox and np.array_equal(mask.crop, reference.crop)
+        assert mask.score == pytest.approx(score)
+
+
+def test_a_previous_mask_refines_the_next_prompt(sam):
+    image, _ = samkit.data.nuclei()
+    session = samkit.Session(image, sam, max_windows=1)
+    first = session.segment(points=[[74, 349]], labels=[1])
+    again = session.segment(points=[[74, 349], [60, 340]], labels=[1, 0], mask_input=first)
+    assert isinstance(again, samkit.Mask) and again.prompt["labels"] == [1, 0]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samkit.engine import store as store_module
+from samkit.engine import store_disk
 from samkit.engine.store import EmbeddingStore
 from samkit.errors import CacheError, SamkitError
 
@@ -296,7 +296,7 @@ def test_two_processes_fill_one_store(tmp_path):
         assert (single.path / name).read_bytes() == (store.path / name).read_bytes(), name
 
 
-@pytest.mark.skipif(not store_module._DIR_FD, reason="needs dir_fd (stores are then used through a descriptor)")
+@pytest.mark.skipif(not store_disk._DIR_FD, reason="needs dir_fd (stores are then used through a descriptor)")
 def test_store_replaced_under_an_open_one_is_never_mixed(tmp_path):
     """Two sessions on different images, one explicit path: the last opener wins, cleanly."""
     path = tmp_path / "emb.zarr"

@@ -8,6 +8,9 @@ one window's embedding. SAM, the classical fallback
 
 Interface
 ---------
+Optional: ``input_size`` (default window side, 1024), ``batch_size``
+(windows embedded per call, 1).
+
 ``name`` : str
     Shown to users ("SAM vit_b (sam_vit_b_01ec64.pth)", "classical ... not SAM").
 ``is_sam`` : bool
@@ -59,6 +62,14 @@ class SamWindows:
     def __init__(self, sam: Sam) -> None:
         self.sam = sam
         self.lock = threading.Lock()  # decoders run on the caller's thread, one at a time
+
+    @property
+    def input_size(self) -> int:
+        return self.sam.image_size
+
+    @property
+    def batch_size(self) -> int:
+        return 4 if self.sam.device.type == "cuda" else 1
 
     @property
     def name(self) -> str:

@@ -34,9 +34,7 @@ def worker_for(model) -> Worker:
     """The one background worker of a window model (created on first use)."""
     worker = getattr(model, "_samkit_worker", None)
     if worker is None:
-        sam = getattr(model, "sam", None)
-        batch = 4 if sam is not None and sam.device.type == "cuda" else 1
-        worker = Worker(batch_size=batch)
+        worker = Worker(batch_size=getattr(model, "batch_size", 1))
         object.__setattr__(model, "_samkit_worker", worker)
     return worker
 
@@ -107,7 +105,7 @@ class Session:
         self.scale = (self.shape[0] / level_shape[0], self.shape[1] / level_shape[1])
         if halo < 1:
             raise ValueError(f"halo={halo}: windows must overlap (halo >= 1) for objects to be followed across them")
-        side = tile_size or getattr(getattr(self.model, "sam", None), "image_size", DEFAULT_TILE)
+        side = tile_size or getattr(self.model, "input_size", DEFAULT_TILE)
         self.grid = TileGrid(level_shape, side, halo)
         self.max_windows = max_windows
 
@@ -258,14 +256,22 @@ class Session:
         if boxes is None or len(boxes) == 1:
             piece, score, route = self._grow(pts, lab, None if boxes is None else boxes[0], mask_input, timeout)
             return self._mask(piece, score, dict(prompt, **route))
-        masks = []
-        for i, b in enumerate(boxes):  # one object per box; each is followed across windows on its own
-            piece, score, route = self._grow(None, None, b, None, timeout)
-            masks.append(self._mask(piece, score, dict(prompt, box=np.asarray(box, float)[i].tolist(), **route)))
+        starts: dict = {}  # boxes decoded in a batch per window, then each object followed on its own
+        for i, b in enumerate(boxes):
+            starts.setdefault(self.grid.best_window([b[0], b[2] - 1], [b[1], b[3] - 1]), []).append(i)
+        masks = [None] * len(boxes)
+        for index, members in starts.items():
+            y0, x0, y1, x1 = self.grid.window(index)
+            clipped = np.clip(boxes[members], (y0, x0, y0, x0), (y1, x1, y1, x1)) - (y0, x0, y0, x0)
+            decoded = self._decoder(index, timeout)(boxes=clipped)
+            for i, first in zip(members, decoded):
+                piece, score, route = self._grow(None, None, boxes[i], None, timeout, first=first)
+                masks[i] = self._mask(piece, score, dict(prompt, box=np.asarray(box, float)[i].tolist(), **route))
         return masks
 
-    def _grow(self, pts, lab, box, mask_input, timeout):
-        """Decode in the best window, then follow the object into neighbours until it stops at no window edge."""
+    def _grow(self, pts, lab, box, mask_input, timeout, first=None):
+        """Decode in the best window (or take its result, ``first``), then follow the object into
+        neighbours until it stops at no window edge."""
         grid = self.grid
         corners = [] if box is None else [[box[0], box[1]], [box[2] - 1, box[3] - 1]]
         positive = [] if pts is None else [p for p, l in zip(pts, lab) if l == 1]
@@ -287,7 +293,10 @@ class Session:
                 truncated = True
                 break
             window = grid.window(index)
-            decoded = self._decode_in(index, window, pts, lab, box if index == start else None, merged, mask_input, timeout)
+            decoded = self._decode_in(
+                index, window, pts, lab, box if index == start else None, merged, mask_input, timeout,
+                first if index == start else None,
+            )
             if decoded is None:
                 pieces[index] = (np.zeros((0, 0), bool), (0, 0))
                 continue
@@ -299,8 +308,9 @@ class Session:
             queue += [n for n in stitch.neighbours(grid, index, (crop, offset)) if n not in pieces and n not in queue]
         return merged, score, {"windows": [list(i) for i in pieces], "truncated": truncated}
 
-    def _decode_in(self, index, window, pts, lab, box, merged, mask_input, timeout):
-        """Decode in one window: the user's prompts inside it, plus a seed inside what is known of the object."""
+    def _decode_in(self, index, window, pts, lab, box, merged, mask_input, timeout, result=None):
+        """Decode in one window: the user's prompts inside it, plus a seed inside what is known of the object
+        (``result``: already decoded)."""
         y0, x0, y1, x1 = window
         w_pts, w_lab = [], []
         if pts is not None:
@@ -316,14 +326,14 @@ class Session:
             w_box = np.array([max(box[0], y0), max(box[1], x0), min(box[2], y1), min(box[3], x1)]) - (y0, x0, y0, x0)
         if not any(w_lab) and w_box is None:
             return None  # nothing designates the object here
-        mask_logits = None if mask_input is None or not self.model.is_sam else self._lowres(mask_input, window)
-        decoder = self._decoder(index, timeout)
-        result = decoder(
-            points=np.array(w_pts) if w_pts else None,
-            labels=np.array(w_lab) if w_pts else None,
-            boxes=None if w_box is None else w_box[None],
-            mask_input=mask_logits,
-        )[0]
+        if result is None:
+            mask_logits = None if mask_input is None or not self.model.is_sam else self._lowres(mask_input, window)
+            result = self._decoder(index, timeout)(
+                points=np.array(w_pts) if w_pts else None,
+                labels=np.array(w_lab) if w_pts else None,
+                boxes=None if w_box is None else w_box[None],
+                mask_input=mask_logits,
+            )[0]
         crop, (oy, ox) = stitch.tight(result.crop, result.offset)
         if known.any():  # keep only what is connected to the object as known so far
             full = np.zeros((y1 - y0, x1 - x0), bool)
@@ -340,9 +350,8 @@ class Session:
         y0, x0, y1, x1 = mask.bbox
         level_piece = (mask.crop[:: max(1, round(sy)), :: max(1, round(sx))], (int(y0 / sy), int(x0 / sx)))
         part = stitch.window_part(level_piece, window).astype(np.float32)
-        side = getattr(self.model.sam, "image_size", DEFAULT_TILE)
         h, w = part.shape
-        scale = LOWRES_SIZE / side * side / max(h, w)
+        scale = LOWRES_SIZE / max(h, w)  # the window's long side fills the model input
         small = resize(part, (max(1, round(h * scale)), max(1, round(w * scale))), order=1)
         logits = np.full((LOWRES_SIZE, LOWRES_SIZE), -10.0, np.float32)
         logits[: small.shape[0], : small.shape[1]] = (small - 0.5) * 20
