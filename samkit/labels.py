@@ -26,7 +26,7 @@ from .errors import AutosaveError, InvalidImageError, InvalidLabelError, Invalid
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNKS = (1024, 1024)
+DEFAULT_CHUNKS = (256, 256)  # small: a commit rewrites only the chunks under its bbox
 
 
 def _jsonable(value):
@@ -51,7 +51,7 @@ class LabelImage:
     dtype : integer dtype, optional
         Label type of a new image (default ``uint32``); must match when reopening.
     chunks : (int, int), optional
-        zarr chunk shape of a new image (default (1024, 1024)). Only chunks that hold
+        zarr chunk shape of a new image (default (256, 256)). Only chunks that hold
         objects are ever stored, so a 20000 x 20000 image costs nothing up front.
     initial : (H, W) integer array-like, optional
         Labels to start from (numpy, zarr, dask), copied in chunk by chunk.

@@ -213,7 +213,7 @@ def test_commits_from_many_threads(gt):
 
 def test_huge_label_image_touches_only_chunks_under_objects(gt, tmp_path):
     tracemalloc.start()
-    labels = LabelImage((20000, 20000), path=tmp_path / "huge")
+    labels = LabelImage((20000, 20000), path=tmp_path / "huge", chunks=(1024, 1024))
     places = [(5000, 7000), (1000, 1024 - 10), (19960, 19950)]  # the second crosses chunk borders
     crops = [Mask.from_array(gt == i).crop for i in (1, 2, 3)]
     for (y, x), crop in zip(places, crops):
