@@ -1,7 +1,7 @@
 """samkit: Segment Anything for scientists."""
 
 from . import data, errors
-from .engine import EmbedJob, Mask, Session
+from .engine import Annotation, EmbedJob, Mask, Session
 from .io import Image, imread, open_image
 from .labels import LabelImage
 from .models import list_models, load_model
@@ -10,6 +10,7 @@ from .predictor import BestMask, Prediction, Predictor
 __version__ = "0.1.0"
 
 __all__ = [
+    "Annotation",
     "BestMask",
     "EmbedJob",
     "Image",

@@ -1,0 +1,121 @@
+"""Annotation (the prompt state both front ends drive) with the oracle on the real sample image."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import samkit
+from samkit.errors import InvalidLabelError, InvalidPromptError
+from samkit.testing import OracleModel
+
+
+@pytest.fixture
+def sample():
+    image, truth = samkit.data.nuclei()
+    return image, truth, ndimage.find_objects(truth)
+
+
+def inside(truth, sl, i):
+    depth = ndimage.distance_transform_edt(np.pad(truth[sl] == i, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(np.argmax(depth), depth.shape)
+    return sl[0].start + y, sl[1].start + x
+
+
+def test_clicks_preview_commit_undo_redo_erase(sample):
+    image, truth, boxes = sample
+    annotation = samkit.Annotation(samkit.Session(image, OracleModel(truth), tile_size=256, halo=16))
+    seen = []
+    annotation.on_preview(lambda mask, error: seen.append((mask, error)))
+
+    for i in (3, 7, 12):
+        mask = annotation.add_point(*inside(truth, boxes[i - 1], i))
+        np.testing.assert_array_equal(mask.to_array(truth.shape), truth == i)  # the preview is the object
+        assert annotation.commit() == annotation.labels.next_label - 1
+        assert not annotation.has_prompts and annotation.mask is None
+    expected = np.select([truth == 3, truth == 7, truth == 12], [1, 2, 3], 0)
+    np.testing.assert_array_equal(np.asarray(annotation.labels), expected)
+    assert seen[0][0] is not None and seen[0][1] is None
+
+    assert annotation.undo()  # no prompts pending: undoes the last commit
+    np.testing.assert_array_equal(np.asarray(annotation.labels), np.where(expected == 3, 0, expected))
+    assert annotation.redo()
+    np.testing.assert_array_equal(np.asarray(annotation.labels), expected)
+    y, x = inside(truth, boxes[6], 7)
+    assert annotation.erase_at(y, x) == 2
+    assert not (np.asarray(annotation.labels) == 2).any()
+    assert annotation.erase_at(0, 0) == 0 or truth[0, 0]
+
+
+def test_undo_removes_the_last_prompt_first(sample):
+    image, truth, boxes = sample
+    annotation = samkit.Annotation(samkit.Session(image, OracleModel(truth)))
+    annotation.add_point(*inside(truth, boxes[4], 5))
+    annotation.add_point(*inside(truth, boxes[5], 6), positive=False)
+    assert annotation.undo() and annotation.points == [tuple(float(v) for v in inside(truth, boxes[4], 5))]
+    assert annotation.undo() and not annotation.has_prompts and annotation.mask is None
+    assert not annotation.undo()  # nothing committed, nothing prompted
+
+
+def test_a_box_designates_the_object_it_frames(sample):
+    image, truth, boxes = sample
+    annotation = samkit.Annotation(samkit.Session(image, OracleModel(truth)))
+    sl = boxes[9]
+    mask = annotation.set_box((sl[0].start, sl[1].start, sl[0].stop, sl[1].stop))
+    np.testing.assert_array_equal(mask.to_array(truth.shape), truth == 10)
+    annotation.commit(label=42)
+    assert annotation.labels.objects.keys() == {42}
+
+
+def test_bad_input_is_refused_without_changing_state(sample):
+    image, truth, _ = sample
+    annotation = samkit.Annotation(samkit.Session(image, OracleModel(truth)))
+    with pytest.raises(InvalidPromptError, match="outside the image"):
+        annotation.add_point(520, 3)
+    with pytest.raises(InvalidPromptError):
+        annotation.remove_point()
+    assert not annotation.has_prompts
+    with pytest.raises(InvalidLabelError, match="nothing to commit"):
+        annotation.commit()
+    background = np.argwhere(truth == 0)[0]
+    annotation.add_point(*background)  # on no object: no mask, nothing to commit
+    with pytest.raises(InvalidLabelError):
+        annotation.commit()
+    with pytest.raises(InvalidLabelError, match="shape"):
+        samkit.Annotation(annotation.session, samkit.LabelImage((10, 10)))
+
+
+class SlowOracle(OracleModel):
+    def __init__(self, labels, delay):
+        super().__init__(labels)
+        self.delay = delay
+
+    def decoder(self, embedding, window):
+        decode = super().decoder(embedding, window)
+
+        def slow(**prompts):
+            time.sleep(self.delay)
+            return decode(**prompts)
+
+        return slow
+
+
+def test_background_decoding_never_blocks_and_keeps_only_the_newest(sample):
+    image, truth, boxes = sample
+    annotation = samkit.Annotation(samkit.Session(image, SlowOracle(truth, 0.3)), background=True)
+    done = threading.Event()
+    previews = []
+    annotation.on_preview(lambda mask, error: (previews.append(mask), done.set()))
+    started = time.perf_counter()
+    annotation.add_point(*inside(truth, boxes[0], 1))
+    annotation.remove_point()
+    annotation.add_point(*inside(truth, boxes[1], 2))  # only this one is shown
+    assert time.perf_counter() - started < 0.2  # the calls returned at once
+    mask = annotation.wait(timeout=10)
+    np.testing.assert_array_equal(mask.to_array(truth.shape), truth == 2)
+    assert done.is_set() and all(p is mask for p in previews)  # stale decodes were dropped
+    annotation.commit()
+    annotation.close()
+    assert annotation.labels.objects.keys() == {1}
