@@ -272,3 +272,13 @@ def test_multichannel_ome_tiff_maps_chosen_channels_once_for_all_windows(shared_
     window = session.grid.window((1, 1))
     rgb = session.intensity.apply(session.image.read(*window))
     assert rgb.shape == (256, 256, 3) and (rgb[..., 0] == rgb[..., 2]).all()  # one channel, as grey
+
+
+@pytest.mark.slow
+def test_large_mosaic_every_crossing_object_whole(shared_data):
+    image, labels = mosaic(dsb_pairs(shared_data), (8192, 8192))
+    session = Session(image, OracleModel(labels), tile_size=1024, halo=16)
+    chosen, boxes = objects_to_check(labels, session.grid, limit=2000, seed=2)
+    assert len(chosen) > 1000
+    for i in chosen:
+        assert_exact(session.segment(points=[innermost(labels, boxes[i - 1], i)], labels=[1]), labels, boxes[i - 1], i)
