@@ -4,6 +4,7 @@ from . import data, errors
 from .engine import Annotation, EmbedJob, Mask, Session
 from .io import Image, imread, open_image
 from .labels import LabelImage
+from .measurement import export_table, measure, read_table, save_labels, summarize
 from .models import list_models, load_model
 from .predictor import BestMask, Prediction, Predictor
 
@@ -21,9 +22,14 @@ __all__ = [
     "Session",
     "data",
     "errors",
+    "export_table",
     "imread",
     "list_models",
     "load_model",
+    "measure",
     "open_image",
+    "read_table",
+    "save_labels",
+    "summarize",
     "__version__",
 ]

@@ -51,3 +51,11 @@ class EmbeddingCancelled(SamkitError, RuntimeError):
 
 class InvalidLabelError(SamkitError, ValueError):
     """A label id is out of range or absent, or a mask leaves nothing to commit."""
+
+
+class InvalidTableError(SamkitError, ValueError):
+    """A measurement table lacks a column asked for, has one of the wrong type, or has no such file format."""
+
+
+class InvalidPropertyError(SamkitError, ValueError):
+    """A measurement property is unknown, needs an intensity image, or does not apply to the labels (2D only)."""

@@ -119,3 +119,21 @@ def test_background_decoding_never_blocks_and_keeps_only_the_newest(sample):
     annotation.commit()
     annotation.close()
     assert annotation.labels.objects.keys() == {1}
+
+
+def test_measuring_the_committed_objects_takes_one_call(sample, tmp_path):
+    import tifffile
+
+    image, truth, boxes = sample
+    path = tmp_path / "nuclei.ome.tif"
+    tifffile.imwrite(path, image, ome=True, metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    annotation = samkit.Annotation(samkit.Session(path, OracleModel(truth)))
+    for i in (2, 4, 6):
+        annotation.add_point(*inside(truth, boxes[i - 1], i))
+        annotation.commit()
+    table = annotation.measure()
+    assert list(table["label"]) == [1, 2, 3]
+    np.testing.assert_allclose(table["area_um2"], [0.25 * (truth == i).sum() for i in (2, 4, 6)])
+    means = [c for c in table.columns if c.startswith("mean_intensity")]
+    assert len(means) == 3  # one per channel of the image
+    np.testing.assert_allclose(table[means[0]].iloc[0], image[..., 0][truth == 2].mean())

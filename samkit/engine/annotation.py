@@ -226,6 +226,17 @@ class Annotation:
         self.clear()
         return self.labels.next_label
 
+    def measure(self, **options):
+        """The measurement table of the committed objects, with the image as intensity.
+
+        Spacing, unit and channel names come from the image's metadata;
+        ``options`` go to :func:`samkit.measure` (e.g. ``properties=("basic", "shape")``).
+        """
+        from ..measurement import measure
+
+        options.setdefault("intensity", self.session.image)
+        return measure(self.labels, **options)
+
     def close(self) -> None:
         """Stop the decode thread (background mode)."""
         if self._executor is not None:
