@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+import samkit
 import samkit.data
 from samkit.cli import main
 from samkit.demo import click_points, run_demo
@@ -41,7 +42,11 @@ def test_demo_measures_against_ground_truth(tmp_path, monkeypatch):
     monkeypatch.setenv("SAMKIT_CACHE_DIR", str(tmp_path))
     summary = run_demo(tmp_path / "out", echo=lambda *a: None)
     assert summary["clicks"] == 30
-    assert 0.5 <= summary["mean_iou_vs_ground_truth"] <= 1.0  # classical fallback: 0.56 on this image
+    assert 0.5 <= summary["mean_iou_vs_ground_truth"] <= 1.0  # classical fallback: 0.53 on this image
+    table = samkit.read_table(tmp_path / "out" / "objects.csv")
+    labels = tifffile.imread(tmp_path / "out" / "labels.tif")
+    assert len(table) == summary["objects"] == len(np.unique(labels)) - 1
+    np.testing.assert_array_equal(table["area_px2"], np.bincount(labels.ravel())[table["label"]])
 
 
 def test_demo_with_a_sam_checkpoint_file(tmp_path):
