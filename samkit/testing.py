@@ -41,7 +41,9 @@ class OracleModel(LabelLookupModel):
         self.labels = labels
 
     def signature(self) -> dict:
-        return {"model": "oracle", "labels": id(self.labels)}
+        from .io import open_image
+
+        return {"model": "oracle", "labels": open_image(self.labels).identity()}  # content, not object
 
     def label_window(self, pixels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
         y0, x0, y1, x1 = window
