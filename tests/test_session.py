@@ -128,6 +128,8 @@ def test_bad_prompts_raise_clear_errors(scene):
         session.segment()
     with pytest.raises(InvalidPromptError, match="NaN"):
         session.segment(points=[[np.nan, 3]], labels=[1])
+    with pytest.raises(InvalidPromptError, match="mask_input must be a samkit.Mask"):
+        session.segment(points=[[10, 10]], labels=[1], mask_input=np.zeros((1, 256, 256)))
     background = np.argwhere(labels == 0)[0]
     assert session.segment(points=[background], labels=[1]).empty
 

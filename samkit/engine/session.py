@@ -236,6 +236,10 @@ class Session:
         """
         if points is None and box is None:
             raise InvalidPromptError("no prompt given: pass points (+ labels) or a box")
+        if mask_input is not None and not isinstance(mask_input, Mask):
+            raise InvalidPromptError(
+                f"mask_input must be a samkit.Mask from an earlier segment() call, not {type(mask_input).__name__}"
+            )
         pts = lab = None
         if points is not None:
             pts, lab = check_points(points, labels, self.shape)
