@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).parent))
+from _data import dsb_mosaic  # noqa: E402
 
 import samkit  # noqa: E402
 from samkit.engine.models import window_model  # noqa: E402
 from samkit.models.sam import build_sam  # noqa: E402
-from samkit.testing import OracleModel, mosaic  # noqa: E402
+from samkit.testing import OracleModel  # noqa: E402
 
-DSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei" / "dsb2018"
 
 
 class Repeated:
@@ -97,15 +97,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20480)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if not DSB.is_dir():
-        sys.exit(f"needs the real images in {DSB}")
-
-    import tifffile
-    from PIL import Image
     from scipy import ndimage
 
-    pairs = [(np.asarray(Image.open(p).convert("RGB")), tifffile.imread(str(p).replace("_img.png", "_labels.tif"))) for p in sorted(DSB.glob("*_img.png"))]
-    base_image, base_labels = mosaic(pairs, (4096, 4096))
+    base_image, base_labels = dsb_mosaic((4096, 4096))
     image, labels = Repeated(base_image, (args.size, args.size)), Repeated(base_labels, (args.size, args.size))
 
     torch.manual_seed(0)

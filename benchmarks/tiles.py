@@ -28,9 +28,10 @@ import torch
 
 import samkit
 from samkit.models.sam import build_sam
-from samkit.testing import mosaic
 
-DSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei" / "dsb2018"
+sys.path.insert(0, str(Path(__file__).parent))
+from _data import dsb_mosaic  # noqa: E402
+
 
 
 def peak_rss_gb() -> float:
@@ -63,10 +64,8 @@ class BlockMean:
 
 def write_tiff(path: Path, side: int) -> None:
     import tifffile
-    from PIL import Image
 
-    pairs = [(np.asarray(Image.open(p).convert("RGB")), tifffile.imread(str(p).replace("_img.png", "_labels.tif"))) for p in sorted(DSB.glob("*_img.png"))]
-    base = mosaic(pairs, (4096, 4096))[0][..., 0]
+    base = dsb_mosaic((4096, 4096))[0][..., 0]
 
     def tiles():
         for y in range(0, side, 512):
@@ -83,8 +82,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if not DSB.is_dir():
-        sys.exit(f"needs the real images in {DSB}")
     results = {"benchmark": "tiles", "side": args.side}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "huge.tif"

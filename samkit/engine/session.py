@@ -140,13 +140,7 @@ class Session:
 
     def compute(self, indices) -> list[np.ndarray]:
         """Embed windows ``indices`` now, on the calling thread (the worker calls this)."""
-        out, todo = {}, []
-        for index in indices:
-            cached = self.store.get(index)
-            if cached is None:
-                todo.append(index)
-            else:
-                out[index] = cached
+        out, todo = self._cached(indices)
         if todo:
             windows = [self.grid.window(i) for i in todo]
             pixels = np.stack([self.intensity.apply(self.image.read(*w, level=self.level)) for w in windows])
@@ -184,14 +178,19 @@ class Session:
         """(ny, nx) bool: which windows have embeddings."""
         return self.store.present()
 
-    def _embedding(self, indices, timeout) -> dict:
-        out, missing = {}, []
+    def _cached(self, indices) -> tuple[dict, list]:
+        """({index: embedding} of the windows in the store, [indices of the others])."""
+        found, missing = {}, []
         for index in indices:
-            found = self.store.get(index)
-            if found is None:
+            embedding = self.store.get(index)
+            if embedding is None:
                 missing.append(index)
             else:
-                out[index] = found
+                found[index] = embedding
+        return found, missing
+
+    def _embedding(self, indices, timeout) -> dict:
+        out, missing = self._cached(indices)
         if missing:
             futures = self.worker.request(self, missing, urgent=True)
             for index, future in futures.items():

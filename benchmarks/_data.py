@@ -1,0 +1,24 @@
+"""The real images the benchmarks run on (../shared/data beside the repository)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei" / "dsb2018"
+
+
+def dsb_mosaic(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The 17 DSB2018 images and their labels laid side by side on an (H, W) canvas; exits without the data."""
+    import tifffile
+    from PIL import Image
+
+    from samkit.testing import mosaic
+
+    if not DSB.is_dir():
+        sys.exit(f"needs the real images in {DSB}")
+    paths = sorted(DSB.glob("*_img.png"))
+    pairs = [(np.asarray(Image.open(p).convert("RGB")), tifffile.imread(str(p).replace("_img.png", "_labels.tif"))) for p in paths]
+    return mosaic(pairs, shape)
