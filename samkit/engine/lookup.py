@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .mask import tight
 from .models import Decoded
 
 
@@ -87,7 +88,5 @@ def _pick_by_box(objects: np.ndarray, box) -> int:
 def _decoded(objects: np.ndarray, label: int) -> Decoded:
     if label == 0:
         return Decoded(np.zeros((0, 0), bool), (0, 0), 0.0)
-    mask = objects == label
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    return Decoded(crop, (int(rows[0]), int(cols[0])), 1.0)
+    crop, offset = tight(objects == label)
+    return Decoded(crop, offset, 1.0)

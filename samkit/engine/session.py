@@ -22,7 +22,7 @@ from ..io import open_image
 from ..prompts import LOWRES_SIZE, check_boxes, check_points
 from . import stitch
 from .grid import TileGrid
-from .mask import Mask
+from .mask import Mask, paste, tight
 from .models import window_model
 from .store import EmbeddingStore
 from .worker import EmbedJob, Worker
@@ -337,14 +337,13 @@ class Session:
                 boxes=None if w_box is None else w_box[None],
                 mask_input=mask_logits,
             )[0]
-        crop, (oy, ox) = stitch.tight(result.crop, result.offset)
+        crop, (oy, ox) = tight(result.crop, result.offset)
         if known.any():  # keep only what is connected to the object as known so far
-            full = np.zeros((y1 - y0, x1 - x0), bool)
-            full[oy : oy + crop.shape[0], ox : ox + crop.shape[1]] = crop
+            full = paste(crop, (oy, ox), (0, 0, y1 - y0, x1 - x0))
             keep = known.copy()
             for (py, px), l in zip(w_pts, w_lab):
                 keep[int(py), int(px)] |= bool(l)
-            crop, (oy, ox) = stitch.tight(stitch.connected_to(full, keep), (0, 0))
+            crop, (oy, ox) = tight(stitch.connected_to(full, keep))
         return crop, (oy + y0, ox + x0), result.score
 
     def _lowres(self, mask: Mask, window) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from .grid import TileGrid
+from .mask import paste, tight
 
 Piece = tuple[np.ndarray, tuple[int, int]]  # (bool crop, (y, x) offset)
 
@@ -42,40 +43,14 @@ def merge(grid: TileGrid, pieces: dict) -> Piece:
         depth = grid.depth(index, ys[sy], xs[:, sx]).astype(np.float32)
         wins = depth > best_depth[sy, sx]
         best_depth[sy, sx] = np.where(wins, depth, best_depth[sy, sx])
-        piece = np.zeros((sy.stop - sy.start, sx.stop - sx.start), bool)
-        if crop.size:
-            py, px = oy - y0 - sy.start, ox - x0 - sx.start
-            cy0, cx0 = max(py, 0), max(px, 0)
-            cy1, cx1 = min(py + crop.shape[0], piece.shape[0]), min(px + crop.shape[1], piece.shape[1])
-            if cy0 < cy1 and cx0 < cx1:
-                piece[cy0:cy1, cx0:cx1] = crop[cy0 - py : cy1 - py, cx0 - px : cx1 - px]
+        piece = paste(crop, (oy, ox), (y0 + sy.start, x0 + sx.start, y0 + sy.stop, x0 + sx.stop))
         out[sy, sx] = np.where(wins, piece, out[sy, sx])
     return tight(out, (y0, x0))
 
 
-def tight(mask: np.ndarray, offset: tuple[int, int]) -> Piece:
-    """Crop ``mask`` to its bounding box, shifting ``offset``."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if rows.size == 0:
-        return np.zeros((0, 0), bool), (0, 0)
-    return (
-        np.ascontiguousarray(mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]),
-        (offset[0] + int(rows[0]), offset[1] + int(cols[0])),
-    )
-
-
 def window_part(piece: Piece, window: tuple[int, int, int, int]) -> np.ndarray:
     """The piece inside ``window`` as a (h, w) bool array in window coordinates."""
-    crop, (oy, ox) = piece
-    y0, x0, y1, x1 = window
-    out = np.zeros((y1 - y0, x1 - x0), bool)
-    if crop.size == 0:
-        return out
-    ty0, tx0 = max(oy, y0), max(ox, x0)
-    ty1, tx1 = min(oy + crop.shape[0], y1), min(ox + crop.shape[1], x1)
-    if ty0 < ty1 and tx0 < tx1:
-        out[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0] = crop[ty0 - oy : ty1 - oy, tx0 - ox : tx1 - ox]
-    return out
+    return paste(*piece, window)
 
 
 def seed_point(inside: np.ndarray) -> tuple[int, int] | None:
@@ -91,7 +66,7 @@ def connected_to(mask: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """The connected components (8-connected) of ``mask`` that share a pixel with ``keep``."""
     if not mask.any():
         return mask
-    components, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    components, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
     wanted = np.unique(components[keep & mask])
     return np.isin(components, wanted[wanted > 0])
 
