@@ -113,12 +113,18 @@ def truncate(path: str | os.PathLike, size: int) -> None:
         os.fsync(f.fileno())
 
 
+def rename(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move ``source`` (a finished file or folder) onto ``target`` atomically and durably."""
+    os.replace(source, target)
+    fsync_dir(os.path.dirname(os.fspath(target)) or ".")
+
+
 def remove(path: str | os.PathLike) -> None:
-    """Delete the file or folder ``path`` (if present) and make that durable."""
+    """Delete the file or folder ``path`` (if present; a link, not what it points to) and make that durable."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
-    elif path.exists():
+    elif path.exists() or path.is_symlink():
         path.unlink()
     else:
         return

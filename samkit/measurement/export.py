@@ -28,8 +28,6 @@ or interrupted save never destroys saved work.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -37,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import _durable
 from ..errors import InvalidImageError, InvalidTableError
 from ..io.metadata import check_spacing, normalise_unit
 
@@ -404,18 +403,10 @@ def _replacing(path: Path, overwrite: bool):
             if not overwrite:  # appeared while writing
                 raise FileExistsError(f"'{path}' already exists; pass overwrite=True to replace it")
             old = path.with_name(f".{path.name}.{tag}.old")
-            os.replace(path, old)
-            os.replace(temporary, path)
-            _remove(old)
+            _durable.rename(path, old)
+            _durable.rename(temporary, path)
+            _durable.remove(old)
         else:
-            os.replace(temporary, path)
+            _durable.rename(temporary, path)
     finally:
-        if temporary.exists():
-            _remove(temporary)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+        _durable.remove(temporary)
