@@ -21,20 +21,13 @@ from zarr.storage import MemoryStore
 from ._journal import (
     FORMAT, DiskJournal, DurableStore, History, MemoryJournal, Part, autosave_error, is_saved, now, prepare,
 )
+from ._json import jsonable
 from .engine.mask import Box, Mask
 from .errors import AutosaveError, InvalidImageError, InvalidLabelError, InvalidPromptError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNKS = (256, 256)  # small: a commit rewrites only the chunks under its bbox
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.generic, Path)):
-        return value.item() if isinstance(value, np.generic) else str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 class LabelImage:
@@ -259,7 +252,7 @@ class LabelImage:
             raise InvalidLabelError("the mask is empty: nothing to commit")
         y0, x0, y1, x1 = self._check_box(mask.bbox, InvalidPromptError)
         try:
-            prompt = json.loads(json.dumps(mask.prompt, default=_jsonable))
+            prompt = jsonable(mask.prompt)
         except (TypeError, ValueError) as e:
             raise InvalidPromptError(f"the mask's prompt must be JSON-able to be logged: {e}") from e
         with self._lock:

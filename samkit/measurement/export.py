@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _durable
+from .._json import jsonable
 from ..errors import InvalidImageError, InvalidTableError
 from ..io.metadata import check_spacing, normalise_unit
 
@@ -131,7 +132,7 @@ def sidecar(path) -> Path:
 
 
 def _write_table(table: pd.DataFrame, target: Path, suffix: str, sidecars) -> None:
-    attrs = _jsonable(dict(table.attrs))
+    attrs = jsonable(dict(table.attrs))
     if suffix == ".parquet":
         table = table.copy(deep=False)
         table.attrs = attrs
@@ -152,23 +153,6 @@ def _need_pyarrow() -> None:
         import pyarrow  # noqa: F401
     except ImportError:
         raise ImportError("Parquet files need pyarrow: pip install samkit[parquet] (or pip install pyarrow)") from None
-
-
-def _jsonable(value):
-    """``value`` with numpy scalars and arrays, tuples and paths made JSON-able."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    json.dumps(value)  # raises TypeError for what JSON cannot hold
-    return value
-
-
-# -- label images -------------------------------------------------------------------------
 
 
 def save_labels(labels, path, *, table=None, spacing=None, unit=None, name: str = "objects",
