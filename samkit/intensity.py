@@ -41,12 +41,6 @@ def check_image(image) -> np.ndarray:
     return arr
 
 
-def intensity_range(image: np.ndarray, percentiles=DEFAULT_PERCENTILES) -> tuple[float, float]:
-    """The (low, high) values that map to 0 and 255 for a non-uint8 image."""
-    low, high = np.percentile(image, percentiles)
-    return float(low), float(high)
-
-
 def to_rgb8(image, *, percentiles=DEFAULT_PERCENTILES, value_range: tuple[float, float] | None = None) -> np.ndarray:
     """Convert a 2D image to (H, W, 3) uint8 RGB by the rule in this module's docstring.
 
@@ -60,19 +54,10 @@ def to_rgb8(image, *, percentiles=DEFAULT_PERCENTILES, value_range: tuple[float,
         measured once on a whole large image.
     """
     arr = check_image(image)
-    if arr.ndim == 3:
-        arr = arr[..., :3]  # drop alpha
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8) * 255
-    elif arr.dtype != np.uint8:
-        low, high = value_range if value_range is not None else intensity_range(arr, percentiles)
-        scale = 255.0 / (high - low) if high > low else 0.0
-        arr = np.clip((arr.astype(np.float32) - low) * scale, 0, 255).round().astype(np.uint8)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    return np.ascontiguousarray(arr)
+    pixels = arr.reshape(*arr.shape[:2], -1)  # (H, W, C)
+    rgb = tuple(range(min(pixels.shape[2], 3)))  # an alpha channel is dropped
+    policy = IntensityPolicy.fit(pixels, channels=rgb, percentiles=percentiles, value_range=value_range, joint=True)
+    return policy.apply(pixels)
 
 
 @dataclass(frozen=True)
