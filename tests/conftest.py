@@ -36,3 +36,12 @@ def object_centres(labels: np.ndarray, count: int) -> np.ndarray:
         inside = ndimage.distance_transform_edt(labels == i)
         points.append(np.unravel_index(np.argmax(inside), labels.shape))
     return np.array(points)
+
+
+def innermost(labels: np.ndarray, box, label: int) -> tuple[int, int]:
+    """(y, x) of the pixel of object ``label`` farthest from its border; ``box`` is its find_objects slice."""
+    from scipy import ndimage
+
+    depth = ndimage.distance_transform_edt(np.pad(labels[box] == label, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(np.argmax(depth), depth.shape)
+    return box[0].start + int(y), box[1].start + int(x)

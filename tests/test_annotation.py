@@ -11,17 +11,13 @@ import samkit
 from samkit.errors import InvalidLabelError, InvalidPromptError
 from samkit.testing import OracleModel
 
+from conftest import innermost
+
 
 @pytest.fixture
 def sample():
     image, truth = samkit.data.nuclei()
     return image, truth, ndimage.find_objects(truth)
-
-
-def inside(truth, sl, i):
-    depth = ndimage.distance_transform_edt(np.pad(truth[sl] == i, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(np.argmax(depth), depth.shape)
-    return sl[0].start + y, sl[1].start + x
 
 
 def test_clicks_preview_commit_undo_redo_erase(sample):
@@ -31,7 +27,7 @@ def test_clicks_preview_commit_undo_redo_erase(sample):
     annotation.on_preview(lambda mask, error: seen.append((mask, error)))
 
     for i in (3, 7, 12):
-        mask = annotation.add_point(*inside(truth, boxes[i - 1], i))
+        mask = annotation.add_point(*innermost(truth, boxes[i - 1], i))
         np.testing.assert_array_equal(mask.to_array(truth.shape), truth == i)  # the preview is the object
         assert annotation.commit() == annotation.labels.next_label - 1
         assert not annotation.has_prompts and annotation.mask is None
@@ -43,7 +39,7 @@ def test_clicks_preview_commit_undo_redo_erase(sample):
     np.testing.assert_array_equal(np.asarray(annotation.labels), np.where(expected == 3, 0, expected))
     assert annotation.redo()
     np.testing.assert_array_equal(np.asarray(annotation.labels), expected)
-    y, x = inside(truth, boxes[6], 7)
+    y, x = innermost(truth, boxes[6], 7)
     assert annotation.erase_at(y, x) == 2
     assert not (np.asarray(annotation.labels) == 2).any()
     assert annotation.erase_at(0, 0) == 0 or truth[0, 0]
@@ -52,9 +48,9 @@ def test_clicks_preview_commit_undo_redo_erase(sample):
 def test_undo_removes_the_last_prompt_first(sample):
     image, truth, boxes = sample
     annotation = samkit.Annotation(samkit.Session(image, OracleModel(truth)))
-    annotation.add_point(*inside(truth, boxes[4], 5))
-    annotation.add_point(*inside(truth, boxes[5], 6), positive=False)
-    assert annotation.undo() and annotation.points == [tuple(float(v) for v in inside(truth, boxes[4], 5))]
+    annotation.add_point(*innermost(truth, boxes[4], 5))
+    annotation.add_point(*innermost(truth, boxes[5], 6), positive=False)
+    assert annotation.undo() and annotation.points == [tuple(float(v) for v in innermost(truth, boxes[4], 5))]
     assert annotation.undo() and not annotation.has_prompts and annotation.mask is None
     assert not annotation.undo()  # nothing committed, nothing prompted
 
@@ -109,9 +105,9 @@ def test_background_decoding_never_blocks_and_keeps_only_the_newest(sample):
     previews = []
     annotation.on_preview(lambda mask, error: (previews.append(mask), done.set()))
     started = time.perf_counter()
-    annotation.add_point(*inside(truth, boxes[0], 1))
+    annotation.add_point(*innermost(truth, boxes[0], 1))
     annotation.remove_point()
-    annotation.add_point(*inside(truth, boxes[1], 2))  # only this one is shown
+    annotation.add_point(*innermost(truth, boxes[1], 2))  # only this one is shown
     assert time.perf_counter() - started < 0.2  # the calls returned at once
     mask = annotation.wait(timeout=10)
     np.testing.assert_array_equal(mask.to_array(truth.shape), truth == 2)
@@ -129,7 +125,7 @@ def test_measuring_the_committed_objects_takes_one_call(sample, tmp_path):
     tifffile.imwrite(path, image, ome=True, metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
     annotation = samkit.Annotation(samkit.Session(path, OracleModel(truth)))
     for i in (2, 4, 6):
-        annotation.add_point(*inside(truth, boxes[i - 1], i))
+        annotation.add_point(*innermost(truth, boxes[i - 1], i))
         annotation.commit()
     table = annotation.measure()
     assert list(table["label"]) == [1, 2, 3]

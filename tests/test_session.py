@@ -12,7 +12,7 @@ from samkit.engine import Session, TileGrid
 from samkit.errors import EmbeddingCancelled, InvalidPromptError
 from samkit.testing import OracleModel, mosaic
 
-DSB_IDS = None
+from conftest import innermost
 
 
 def dsb_pairs(shared_data):
@@ -48,13 +48,6 @@ def objects_to_check(labels, grid: TileGrid, limit: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     chosen = crossing[:limit] + list(rng.choice(others, size=min(len(others), limit // 4), replace=False))
     return chosen, boxes
-
-
-def innermost(labels, sl, i):
-    inside = np.pad(labels[sl] == i, 1)
-    depth = ndimage.distance_transform_edt(inside)[1:-1, 1:-1]
-    y, x = np.unravel_index(np.argmax(depth), depth.shape)
-    return sl[0].start + y, sl[1].start + x
 
 
 def assert_exact(mask, labels, sl, i):
