@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Annotation",
+    "Annotator",
     "BestMask",
     "EmbedJob",
     "Image",
@@ -33,3 +34,13 @@ __all__ = [
     "summarize",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    if name == "Annotator":  # the notebook widget needs ipywidgets and ipycanvas: imported on first use
+        try:
+            from .widget import Annotator
+        except ImportError as e:
+            raise ImportError(f"samkit.Annotator needs the notebook extra: pip install 'samkit[notebook]' ({e})") from e
+        return Annotator
+    raise AttributeError(f"module 'samkit' has no attribute {name!r}")

@@ -168,6 +168,12 @@ class Annotation:
             self.mask, self.error = (None if mask is not None and mask.empty else mask), error
         self._tell()
 
+    @property
+    def decoding(self) -> bool:
+        """True while a background decode is under way (e.g. waiting for its tile's embedding)."""
+        pending = self._pending
+        return pending is not None and not pending.done()
+
     def wait(self, timeout: float | None = None) -> Mask | None:
         """Wait for the newest decode (background mode) and return the current mask."""
         pending = self._pending

@@ -155,16 +155,19 @@ class Session:
         Returns at once. ``progress(done, total, eta_seconds)`` is called
         from the worker thread after each window.
         """
-        if region is None:
-            indices = self.grid.indices()
-        else:
-            y0, x0, y1, x1 = check_boxes(region, self.shape)[0]
-            sy, sx = self.scale
-            indices = self.grid.overlapping((int(y0 / sy), int(x0 / sx), int(np.ceil(y1 / sy)), int(np.ceil(x1 / sx))))
+        indices = self.windows(region)
         present = self.store.present()
         missing = [i for i in indices if not present[i]]
         futures = self.worker.request(self, missing)
         return EmbedJob(futures, self.worker, progress, total=len(indices))
+
+    def windows(self, region=None) -> list[tuple[int, int]]:
+        """Indices of the windows overlapping ``region`` (y0, x0, y1, x1 at level 0; default: all)."""
+        if region is None:
+            return self.grid.indices()
+        y0, x0, y1, x1 = check_boxes(region, self.shape)[0]
+        sy, sx = self.scale
+        return self.grid.overlapping((int(y0 / sy), int(x0 / sx), int(np.ceil(y1 / sy)), int(np.ceil(x1 / sx))))
 
     def embed_all(self, *, progress=None) -> EmbedJob:
         """Embed every window in the background; see :meth:`embed`."""

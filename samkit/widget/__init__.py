@@ -1,0 +1,5 @@
+"""The Jupyter annotator: ``samkit.Annotator(image)`` (needs ``pip install samkit[notebook]``)."""
+
+from .annotator import Annotator
+
+__all__ = ["Annotator"]
