@@ -17,7 +17,7 @@ import time
 import ipywidgets as widgets
 
 from ..engine.annotation import Annotation
-from ..errors import SamkitError
+from ..errors import EmbeddingCancelled, SamkitError
 from .controls import KEYS
 from .display import ImageDisplay, LabelDisplay, colour_of
 from .inputs import controls_for, label_image, session_for
@@ -91,6 +91,7 @@ class Annotator(widgets.VBox):
         self._press: tuple[float, float] | None = None  # canvas (row, col) of the mouse button going down
         self._hover: tuple[float, float] = (canvas_size[0] / 2, canvas_size[1] / 2)
         self._last_redraw = 0.0
+        self._job = None  # the embedding job whose progress is shown
         self.image_display = ImageDisplay(self.session.image, self.session.intensity, on_overview=self._overview_grew)
         self.label_display = LabelDisplay(self.labels, on_overview=self._overview_grew)
         self.controls = controls_for(self.session)
@@ -351,27 +352,46 @@ class Annotator(widgets.VBox):
     @guarded
     def embed_view(self) -> None:
         """Embed the tiles in view, in the background."""
-        self._track(self.session.embed(self.viewport.visible(), progress=self._progress))
+        self._track(lambda progress: self.session.embed(self.viewport.visible(), progress=progress))
 
     @guarded
     def embed_all(self) -> None:
         """Embed every tile of the image, in the background."""
-        self._track(self.session.embed_all(progress=self._progress))
+        self._track(lambda progress: self.session.embed_all(progress=progress))
 
     @guarded
     def cancel(self) -> None:
         """Stop embedding (a click waiting for its tile says it was cancelled)."""
         self.session.cancel()
-        self.controls.progress_text.value = "embedding cancelled"
+        if self._job is not None:
+            self._job.wait(1)  # the queued tiles fail at once; one being embedded may finish
+            self._show_progress(self._job)
 
-    def _track(self, job) -> None:
-        self._progress(job.done, job.total, job.eta)
+    def _track(self, start) -> None:
+        """Show the progress of the job ``start(progress)`` returns (and of no older one)."""
+        started = []
 
-    def _progress(self, done: int, total: int, eta) -> None:  # on the worker thread
+        def progress(done, total, eta):  # on the worker thread
+            if started and started[0] is self._job:
+                self._show_progress(started[0])
+
+        job = start(progress)
+        started.append(job)
+        self._job = job
+        self._show_progress(job)
+
+    def _show_progress(self, job) -> None:
         p = self.controls
-        p.progress.max, p.progress.value = max(total, 1), done
-        left = "" if done >= total or eta is None else f" · about {eta:.0f} s left"
-        p.progress_text.value = f"tiles embedded {done}/{total}{left}"
+        p.progress.max, p.progress.value = max(job.total, 1), job.done
+        if isinstance(job.error, EmbeddingCancelled):
+            state = " · cancelled"
+        elif job.error is not None:
+            state = f" · stopped: {job.error}"
+        elif job.done < job.total and job.eta is not None:
+            state = f" · about {job.eta:.0f} s left"
+        else:
+            state = ""
+        p.progress_text.value = _escape(f"tiles embedded {job.done}/{job.total}{state}")
 
     # -- results -----------------------------------------------------------
     def measure(self, **options):

@@ -1,0 +1,351 @@
+"""The Jupyter annotator without a browser: canvas events in, labels out (oracle model, real images).
+
+Events are fed through the same handler the page's messages reach
+(ipycanvas's ``_handle_frontend_event``), so everything from the canvas
+coordinates on is what runs in a notebook.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+pytest.importorskip("ipycanvas", reason="the widget needs the notebook extra: pip install -e '.[notebook]'")
+
+import samkit  # noqa: E402
+from samkit.testing import OracleModel, mosaic  # noqa: E402
+from samkit.widget.display import READ_BUDGET, ImageDisplay, LabelDisplay, Overview, Source  # noqa: E402
+from samkit.widget.viewport import Viewport  # noqa: E402
+
+from conftest import innermost, load_dsb  # noqa: E402
+
+
+class Page:
+    """Sends what the browser would send to an annotator's canvas."""
+
+    def __init__(self, annotator):
+        self.annotator = annotator
+        self.send = annotator.canvas._canvases[-1]._handle_frontend_event
+
+    def _event(self, name, row, col):
+        self.send(None, {"event": name, "x": col, "y": row}, [])
+
+    def canvas_xy(self, y, x):
+        return self.annotator.viewport.to_canvas(y + 0.5, x + 0.5)
+
+    def click(self, y, x, wait=True):
+        row, col = self.canvas_xy(y, x)
+        self._event("mouse_down", row, col)
+        self._event("mouse_up", row, col)
+        if wait:
+            self.annotator.annotation.wait(30)
+
+    def drag(self, start, end):
+        (r0, c0), (r1, c1) = self.canvas_xy(*start), self.canvas_xy(*end)
+        self._event("mouse_down", r0, c0)
+        self._event("mouse_move", (r0 + r1) / 2, (c0 + c1) / 2)
+        self._event("mouse_move", r1, c1)
+        self._event("mouse_up", r1, c1)
+        self.annotator.annotation.wait(30)
+
+    def key(self, key):
+        self.send(None, {"event": "key_down", "key": key, "shift_key": False, "ctrl_key": False, "meta_key": False}, [])
+
+    def wheel(self, dy):
+        self.send(None, {"event": "mouse_wheel", "x": 0, "y": dy}, [])
+
+
+@pytest.fixture
+def sample():
+    image, truth = samkit.data.nuclei()
+    return image, truth, ndimage.find_objects(truth)
+
+
+# -- geometry and rendering -------------------------------------------------
+
+def test_viewport_maps_canvas_and_image_both_ways():
+    view = Viewport.fit((2000, 5000), (500, 800))
+    assert view.zoom == pytest.approx(0.16) and view.visible() == (0, 0, 2000, 5000)
+    for row, col in [(0, 0), (123.5, 456.25), (499, 799)]:
+        assert view.to_canvas(*view.to_image(row, col)) == pytest.approx((row, col))
+    view.zoom_by(4, at=(100, 200))  # the image point under the cursor stays there
+    fixed = Viewport.fit((2000, 5000), (500, 800)).to_image(100, 200)
+    assert view.to_image(100, 200) == pytest.approx(fixed)
+    view.zoom, view.center = 1.0, (1000, 2500)
+    assert view.visible() == (750, 2100, 1250, 2900)
+    ys, xs = view.pixel_centres()
+    np.testing.assert_array_equal(ys, np.arange(750, 1250))
+    view.center_on(-500, 99999)  # clamped to the image
+    assert view.center == (0, 5000)
+    ys, xs = view.pixel_centres()
+    assert (ys[:250] == -1).all() and (xs[400:] == -1).all()
+
+
+def test_render_at_one_to_one_and_zoomed_out_is_the_image_sampled(sample):
+    image, _, _ = sample
+    session = samkit.Session(image, OracleModel(np.zeros(image.shape[:2], int)))
+    display = ImageDisplay(session.image, session.intensity)
+    view = Viewport(image.shape[:2], (200, 300), center=(150.0, 250.0), zoom=1.0)
+    np.testing.assert_array_equal(display.render(view), image[50:250, 100:400])
+    view.zoom = 0.5  # every other pixel; the top-left canvas pixel shows image (-49, -49): outside
+    frame = display.render(view)
+    np.testing.assert_array_equal(frame[25:, 25:], image[1:350:2, 1:550:2])
+    assert (frame[:25] == 40).all() and (frame[:, :25] == 40).all()
+    view = Viewport(image.shape[:2], (200, 320), center=(150.0, 250.0), zoom=4.0)  # each pixel 4 x 4
+    frame = display.render(view)
+    np.testing.assert_array_equal(frame[::4, ::4], image[125:175, 210:290])
+    np.testing.assert_array_equal(frame[3::4, 3::4], image[125:175, 210:290])
+
+
+def test_a_zoomed_out_view_of_a_pyramid_reads_a_coarse_level(shared_data, tmp_path):
+    import tifffile
+
+    from samkit.widget.display import pick
+
+    level0 = np.asarray(samkit.open_image(shared_data / "slide" / "cmu_small_region.svs").yxc()[:])
+    levels = [level0, level0[::2, ::2], level0[::4, ::4]]
+    with tifffile.TiffWriter(tmp_path / "pyramid.ome.tif") as tif:  # a pyramidal OME-TIFF of the real slide
+        tif.write(levels[0], subifds=2, tile=(256, 256), photometric="rgb")
+        for level in levels[1:]:
+            tif.write(level, subfiletype=1, tile=(256, 256), photometric="rgb")
+    slide = samkit.open_image(tmp_path / "pyramid.ome.tif").yxc()
+    assert len(slide.levels) == 3
+    session = samkit.Session(slide, "classical")
+    display = ImageDisplay(session.image, session.intensity)
+    view = Viewport.fit(session.shape, (300, 400))
+    ys, xs = view.pixel_centres()
+    chosen = pick(display.all_sources(), view, ys, xs)
+    assert chosen.factor == pytest.approx((2967 / 742, 2220 / 555))  # the coarsest level, not level 0
+    rendered = display.render(view)
+    inside = (ys >= 0)[:, None] & (xs >= 0)[None, :]
+    ly = np.minimum(((ys + 0.5) / chosen.factor[0]).astype(int), 741)
+    lx = np.minimum(((xs + 0.5) / chosen.factor[1]).astype(int), 554)
+    expected = session.intensity.apply(levels[2][np.clip(ly, 0, None)[:, None], np.clip(lx, 0, None)[None, :]])
+    np.testing.assert_array_equal(rendered[inside], expected[inside])
+    view.zoom, view.center = 1.0, (1000.0, 1000.0)  # 1:1 reads level 0
+    np.testing.assert_array_equal(display.render(view), session.intensity.apply(level0[850:1150, 800:1200]))
+
+
+class CountingArray:
+    """A duck-typed 2D image that counts the pixels read from it."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, array.ndim
+        self.read = 0
+
+    def __getitem__(self, key):
+        out = self.array[key]
+        self.read += out.size
+        return out
+
+
+def test_large_images_are_shown_from_an_overview_never_read_whole():
+    rng = np.random.default_rng(0)
+    big = CountingArray(rng.integers(0, 255, (6000, 7000), dtype=np.uint8))
+    image = samkit.open_image(big).yxc()
+    source = Source(image.shape[:2], (1.0, 1.0), lambda y0, x0, y1, x1: image.read(y0, x0, y1, x1))
+    overview = Overview(source, 4, image.dtype, 1)
+    overview.fill()
+    np.testing.assert_array_equal(overview.array[..., 0], big.array[::4, ::4])
+
+    from samkit.intensity import IntensityPolicy
+
+    display = ImageDisplay(image, IntensityPolicy((0,)))
+    display.overview.wait(60)
+    assert display.overview.complete
+    big.read = 0
+    view = Viewport.fit(image.shape[:2], (600, 800))
+    frame = display.render(view)
+    assert big.read == 0  # the whole-image view comes from the overview alone
+    step = display.overview.step
+    ys, xs = view.pixel_centres()
+    np.testing.assert_array_equal(frame[..., 0][50, 100], big.array[(ys[50] // step) * step, (xs[100] // step) * step])
+    view.zoom, view.center = 1.0, (3000, 3500)
+    np.testing.assert_array_equal(display.render(view)[..., 0], big.array[2700:3300, 3100:3900])
+    assert 0 < big.read <= READ_BUDGET
+
+
+def test_committed_labels_are_drawn_with_colours_and_outlines(sample):
+    _, truth, _ = sample
+    labels = samkit.LabelImage(truth.shape, initial=truth)
+    view = Viewport(truth.shape, truth.shape, center=(truth.shape[0] / 2, truth.shape[1] / 2), zoom=1.0)
+    rgba = LabelDisplay(labels).render(view)
+    np.testing.assert_array_equal(rgba[..., 3] > 0, truth > 0)
+    cross = ndimage.generate_binary_structure(2, 1)
+    high = ndimage.maximum_filter(truth, footprint=cross, mode="nearest")
+    low = ndimage.minimum_filter(truth, footprint=cross, mode="nearest")
+    boundary = (truth > 0) & ((high != truth) | (low != truth))  # a 4-neighbour with another value
+    assert (rgba[..., 3][boundary] == 255).all() and (rgba[..., 3][(truth > 0) & ~boundary] < 255).all()
+    a, b = (truth == 1), (truth == 2)
+    assert not np.array_equal(rgba[a][0, :3], rgba[b][0, :3])
+
+
+# -- the annotator driven by canvas events -----------------------------------
+
+def test_clicks_drags_keys_and_buttons_commit_the_ground_truth(sample, tmp_path):
+    image, truth, boxes = sample
+    annotator = samkit.Annotator(image, OracleModel(truth), tile_size=256, halo=16)
+    page = Page(annotator)
+    page.click(*innermost(truth, boxes[4], 5))
+    np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == 5)
+    page.key("Enter")
+    ys, xs = np.nonzero(truth == 9)
+    page.drag((ys.min() - 1, xs.min() - 1), (ys.max() + 1, xs.max() + 1))  # a box around object 9
+    assert annotator.annotation.box is not None and not annotator.annotation.points
+    annotator.controls.commit.click()
+    page.click(*innermost(truth, boxes[13], 14))
+    annotator.commit()
+    expected = np.select([truth == 5, truth == 9, truth == 14], [1, 2, 3], 0)
+    np.testing.assert_array_equal(np.asarray(annotator.labels), expected)
+
+    page.key("z")  # undo the last commit
+    np.testing.assert_array_equal(np.asarray(annotator.labels), np.where(expected == 3, 0, expected))
+    page.key("y")
+    annotator.controls.mode.value = "erase"
+    page.click(*innermost(truth, boxes[8], 9))
+    np.testing.assert_array_equal(np.asarray(annotator.labels), np.where(expected == 2, 0, expected))
+    assert "erased object 2" in annotator.controls.status.value
+
+    table = annotator.measure(properties=("basic",))
+    reference = samkit.measure(annotator.labels, image, properties=("basic",))
+    assert list(table["label"]) == [1, 3]
+    assert table.equals(reference) and list(table["area_px2"]) == [(truth == 5).sum(), (truth == 14).sum()]
+    annotator.save(tmp_path / "saved")
+    np.testing.assert_array_equal(np.asarray(samkit.LabelImage.open(tmp_path / "saved")), np.asarray(annotator.labels))
+
+
+def test_a_negative_point_splits_off_the_neighbour(shared_data):
+    image, truth = load_dsb(shared_data, "1d9eacb3161f")
+    annotator = samkit.Annotator(image, OracleModel(truth), canvas_size=(400, 500))
+    boxes = ndimage.find_objects(truth)
+    label = next(i for i, b in enumerate(boxes, 1) if b is not None)
+    page = Page(annotator)
+    page.click(*innermost(truth, boxes[label - 1], label))
+    annotator.controls.mode.value = "negative"
+    other = next(i for i, b in enumerate(boxes, 1) if b is not None and i != label)
+    page.click(*innermost(truth, boxes[other - 1], other))
+    assert annotator.annotation.point_labels == [1, 0]
+    np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == label)
+
+
+def test_zoom_and_pan_keep_clicks_on_the_right_pixels(shared_data):
+    pairs = [load_dsb(shared_data, i) for i in ("ade080c6618c", "1d9eacb3161f", "472b1c5ff988")]
+    image, truth = mosaic(pairs, (3000, 3000))
+    annotator = samkit.Annotator(image, OracleModel(truth), tile_size=512, halo=32, prefetch=False)
+    page = Page(annotator)
+    boxes = ndimage.find_objects(truth)
+    for label in (50, 400, 700):
+        y, x = innermost(truth, boxes[label - 1], label)
+        annotator.show(y + 37, x - 21, zoom=2.5)  # the object off centre
+        page.click(y, x)
+        np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == label)
+        annotator.clear()
+    page.wheel(-1)  # zoom in at the cursor
+    assert annotator.viewport.zoom == pytest.approx(2.5 * 1.25)
+    annotator.controls.mode.value = "pan"
+    before = annotator.viewport.center
+    row, col = 300, 400
+    page._event("mouse_down", row, col)
+    page._event("mouse_up", row - 100, col + 50)  # drag the image up and right
+    assert annotator.viewport.center == pytest.approx((before[0] + 100 / annotator.viewport.zoom, before[1] - 50 / annotator.viewport.zoom))
+    page.key("0")
+    assert annotator.viewport.visible() == (0, 0, 3000, 3000)
+
+
+def test_bad_input_becomes_a_message(sample):
+    image, truth, boxes = sample
+    annotator = samkit.Annotator(image, OracleModel(truth))
+    page = Page(annotator)
+    annotator.zoom_out()
+    page._event("mouse_down", 2, 2)  # in the margin around the image
+    page._event("mouse_up", 2, 2)
+    assert "outside the image" in annotator.controls.status.value
+    annotator.commit()
+    assert "nothing to commit" in annotator.controls.status.value
+    annotator.set_box([100, 100, 100, 180])
+    assert "box is empty" in annotator.controls.status.value
+    annotator.controls.mode.value = "erase"
+    page._event("mouse_down", 2, 2)
+    page._event("mouse_up", 2, 2)
+    assert "nothing to erase" in annotator.controls.status.value
+    annotator.controls.mode.value = "positive"
+    page.key("F13")  # keys without a meaning are ignored
+    annotator.undo()
+    assert "nothing to undo" in annotator.controls.status.value
+    assert not annotator.labels.objects
+
+
+class SlowModel(OracleModel):
+    """The oracle, with an encoder that waits until released (a long embedding)."""
+
+    def __init__(self, labels):
+        super().__init__(labels)
+        self.release = threading.Event()
+
+    def embed(self, pixels, windows):
+        self.release.wait(60)
+        return super().embed(pixels, windows)
+
+
+def test_clicks_during_embedding_and_cancel_never_block_or_raise(sample):
+    image, truth, boxes = sample
+    model = SlowModel(truth)
+    annotator = samkit.Annotator(image, model, tile_size=256, halo=16, prefetch=False)
+    page = Page(annotator)
+    page.click(*innermost(truth, boxes[2], 3), wait=False)  # returns at once: the tile is still embedding
+    assert "embedding the tile" in annotator.controls.status.value
+    assert annotator.annotation.decoding and annotator.annotation.mask is None
+    annotator.commit()
+    assert "still working" in annotator.controls.status.value
+    model.release.set()
+    annotator.annotation.wait(30)
+    np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == 3)
+    assert "object:" in annotator.controls.status.value
+
+    model.release.clear()
+    annotator.clear()
+    annotator.embed_all()
+    page.click(*innermost(truth, boxes[20], 21), wait=False)
+    annotator.cancel()
+    model.release.set()
+    annotator.annotation.wait(30)
+    assert "cancel" in annotator.controls.status.value.lower() or annotator.annotation.mask is not None
+    assert "cancelled" in annotator.controls.progress_text.value
+
+
+def test_autosave_survives_a_new_annotator(sample, tmp_path):
+    image, truth, boxes = sample
+    first = samkit.Annotator(image, OracleModel(truth), autosave=tmp_path / "labels")
+    page = Page(first)
+    for label in (2, 6):
+        page.click(*innermost(truth, boxes[label - 1], label))
+        first.commit()
+    committed = np.asarray(first.labels).copy()
+    first.close()
+    del first  # as after a kernel restart: only the folder remains
+    second = samkit.Annotator(image, OracleModel(truth), autosave=tmp_path / "labels")
+    np.testing.assert_array_equal(np.asarray(second.labels), committed)
+    assert second.labels.next_label == 3
+
+
+def test_sixteen_bit_multichannel_display_has_contrast_and_channels(shared_data):
+    import tifffile
+
+    nuclei = tifffile.imread(shared_data / "nuclei" / "stardist" / "img2d.tif")
+    stack = np.stack([nuclei, nuclei[::-1], nuclei[:, ::-1]], axis=0)  # (C, H, W) uint16
+    image = samkit.open_image(stack, axes="CYX", channel_names=["DNA", "up-down", "left-right"])
+    annotator = samkit.Annotator(image, OracleModel(np.zeros(nuclei.shape, int)), prefetch=False)
+    c = annotator.controls
+    assert [label for label, _ in c.channels.options][:2] == ["DNA + up-down + left-right", "DNA"]
+    assert c.contrast.min == int(nuclei.min()) and c.contrast.max == int(nuclei.max())
+    c.channels.value = (0,)
+    c.contrast.value = (1000, 3000)
+    view = annotator.viewport
+    frame = annotator.image_display.render(Viewport(nuclei.shape, nuclei.shape, (256.0, 256.0), 1.0))
+    expected = np.clip((nuclei.astype(np.float32) - 1000) * 255 / 2000, 0, 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(frame[..., 0], expected)
+    np.testing.assert_array_equal(frame[..., 1], expected)
+    assert view.zoom > 0
