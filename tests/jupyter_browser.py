@@ -38,7 +38,7 @@ def missing() -> str | None:
     """Why the browser tests cannot run here (None: they can)."""
     if chromium_path() is None:
         return "no Chromium found (make install-browser installs the Debian package 'chromium')"
-    for module in ("jupyterlab", "playwright", "ipycanvas", "ipywidgets"):
+    for module in ("jupyterlab", "notebook", "playwright", "ipycanvas", "ipywidgets"):
         try:
             __import__(module)
         except ImportError:
@@ -47,10 +47,14 @@ def missing() -> str | None:
 
 
 class JupyterLab:
-    """JupyterLab serving ``root`` on a free localhost port; a context manager that stops it."""
+    """JupyterLab (or Notebook 7: ``app="notebook"``) serving ``root`` on a free localhost port.
 
-    def __init__(self, root: Path):
+    A context manager: the server stops on exit.
+    """
+
+    def __init__(self, root: Path, app: str = "lab"):
         self.root = Path(root)
+        self.app = app
         self.token = secrets.token_hex(16)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -65,11 +69,15 @@ class JupyterLab:
             env[var] = str(self.home / sub)
         env["JUPYTER_PLATFORM_DIRS"] = "1"
         command = [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={self.port}", f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
-            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            sys.executable, "-m", "jupyterlab" if self.app == "lab" else "notebook", "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
         ]
+        if self.app == "lab":
+            command += ["--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
+                        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        else:
+            command += ["--JupyterNotebookApp.expose_app_in_browser=True"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command.append("--allow-root")
         self.home.mkdir(parents=True, exist_ok=True)
@@ -96,7 +104,8 @@ class JupyterLab:
         self.log.close()
 
     def url(self, notebook: str) -> str:
-        return f"http://127.0.0.1:{self.port}/lab/tree/{notebook}?token={self.token}"
+        where = "lab/tree" if self.app == "lab" else "notebooks"
+        return f"http://127.0.0.1:{self.port}/{where}/{notebook}?token={self.token}"
 
 
 def write_notebook(path: Path, cells: list[str]) -> None:

@@ -214,3 +214,25 @@ def test_kernel_restart_reopens_the_autosaved_objects(notebook):
     after = nb.value("{int(v): int((np.asarray(annotator.labels) == v).sum()) for v in np.unique(np.asarray(annotator.labels)) if v}")
     assert after == before
     assert "Traceback" not in nb.outputs_text()
+
+
+def test_notebook_7_runs_the_annotator_too(tmp_path):
+    """The same widget in Notebook 7 (not JupyterLab): one click, one commit, the exact object."""
+    from playwright.sync_api import sync_playwright
+
+    _, truth = samkit.data.nuclei()
+    points = _innermost(truth)
+    write_notebook(tmp_path / "annotate.ipynb", [SETUP.format(autosave=str(tmp_path / "autosave"))])
+    with JupyterLab(tmp_path, app="notebook") as server, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        nb = NotebookPage(page, server, "annotate.ipynb")
+        nb.run_all()
+        page.wait_for_selector(CANVAS, timeout=120_000)
+        _wait(lambda: nb.value("annotator.session.embedded().all()"))
+        _click(nb, *points[17])
+        page.get_by_role("button", name="Commit").click()
+        _wait(lambda: nb.value("int(annotator.labels.next_label)") == 2)
+        assert nb.value("bool(np.array_equal(np.asarray(annotator.labels) == 1, truth == 17))")
+        _save(nb, "widget-notebook7.png")
+        browser.close()
