@@ -4,20 +4,27 @@
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 PIP = $(PYTHON) -m pip install -q --disable-pip-version-check
+# napari needs an X display for its Qt window (offscreen Qt fails for it): a virtual one, Xvfb
+XVFB = $(shell command -v xvfb-run >/dev/null && echo 'xvfb-run -a -s "-screen 0 1280x1024x24"')
 
-.PHONY: install install-test demo test docs
+.PHONY: install install-test install-system demo test docs
 
 install:
 	$(PIP) "$(TORCH)"
 	$(PIP) -e .
 
-install-test:
+# system packages (Chromium for the widget's browser tests, Xvfb for napari), then Python ones
+install-system:
+	bash .ci/system-packages
+
+install-test: install-system
 	$(PIP) "$(TORCH)"
-	$(PIP) -e ".[test,docs]"
+	$(PIP) -e ".[test,docs,notebook,dask]"
+	$(PIP) -e "plugins/napari-samkit[test]"
 
 demo: install
 	$(PYTHON) -m samkit demo --out samkit-demo
 
 test: install-test
-	$(PYTHON) -m pytest -ra --durations=15
+	QT_API=pyqt6 $(XVFB) $(PYTHON) -m pytest -ra --durations=15
 	$(PYTHON) -m mkdocs build --strict --quiet -f docs/mkdocs.yml -d ../site

@@ -30,60 +30,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _data import dsb_mosaic  # noqa: E402
+from _data import Repeated, dsb_mosaic  # noqa: E402
+from _models import SamDecoderOracle  # noqa: E402
 
 import samkit  # noqa: E402
-from samkit.engine.models import window_model  # noqa: E402
 from samkit.models.sam import build_sam  # noqa: E402
-from samkit.testing import OracleModel  # noqa: E402
 
-
-
-class Repeated:
-    """A lazily read (H, W, ...) array that repeats ``base`` like a wallpaper."""
-
-    def __init__(self, base: np.ndarray, shape: tuple[int, int]) -> None:
-        self.base, self.shape = base, tuple(shape) + base.shape[2:]
-        self.dtype, self.ndim = base.dtype, base.ndim
-
-    def __getitem__(self, key):
-        ys, xs = key[0], key[1]
-        rows = np.arange(*ys.indices(self.shape[0])) % self.base.shape[0]
-        cols = np.arange(*xs.indices(self.shape[1])) % self.base.shape[1]
-        return self.base[rows[:, None], cols[None, :]]
-
-    def __array__(self, dtype=None, copy=None):
-        raise MemoryError("this benchmark image must never be read whole")
-
-
-class SamDecoderOracle:
-    """SAM's embedding and decoder are run (and timed); the answer is the ground-truth object."""
-
-    is_sam = True
-
-    def __init__(self, sam, labels) -> None:
-        self.sam, self.oracle = window_model(sam), OracleModel(labels)
-        self.name = f"{self.sam.name}, masks from ground truth"
-
-    def embedding_spec(self, window_shape):
-        return self.sam.embedding_spec(window_shape)
-
-    def signature(self):
-        return self.sam.signature()
-
-    def embed(self, pixels, windows):
-        return self.sam.embed(pixels, windows)
-
-    def decoder(self, embedding, window):
-        sam_decode = self.sam.decoder(embedding, window)
-        truth = self.oracle.label_window(np.zeros((window[2] - window[0], window[3] - window[1], 3), np.uint8), window)
-        oracle_decode = self.oracle.decoder(truth, window)
-
-        def decode(**prompts):
-            sam_decode(**prompts)
-            return oracle_decode(**prompts)
-
-        return decode
 
 
 def percentiles(ms) -> dict:

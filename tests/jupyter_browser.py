@@ -170,16 +170,20 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
 
 
-# One click on the canvas (client coordinates), then the time until the canvas pixel under it changes.
-CLICK_LATENCY_JS = """async ([selector, x, y]) => {
+# One click at canvas pixel (col, row), then the time until canvas pixel (check_col, check_row)
+# changes: pick one inside the object but away from the click, where the prompt's dot is drawn at once.
+CLICK_LATENCY_JS = """async ([selector, col, row, checkCol, checkRow]) => {
   const canvas = document.querySelector(selector);
+  canvas.scrollIntoView({block: "nearest"});       // a click focuses the canvas, which may scroll the page:
+  canvas.focus({preventScroll: true});             // scroll first, then read where the canvas is
+  await new Promise(requestAnimationFrame);
   const rect = canvas.getBoundingClientRect();
   const ctx = canvas.getContext("2d");
-  const cx = Math.round(x - rect.left), cy = Math.round(y - rect.top);
+  const cx = Math.round(checkCol), cy = Math.round(checkRow);
   const before = Array.from(ctx.getImageData(cx, cy, 1, 1).data);
   const t0 = performance.now();
   for (const type of ["mousedown", "mouseup"]) {
-    canvas.dispatchEvent(new MouseEvent(type, {clientX: x, clientY: y, bubbles: true, button: 0}));
+    canvas.dispatchEvent(new MouseEvent(type, {clientX: rect.left + col, clientY: rect.top + row, bubbles: true, button: 0}));
   }
   while (performance.now() - t0 < 10000) {
     await new Promise(requestAnimationFrame);
@@ -188,3 +192,16 @@ CLICK_LATENCY_JS = """async ([selector, x, y]) => {
   }
   return null;
 }"""
+
+
+def check_pixel(labels, label: int, click, zoom: float, away: float = 10.0):
+    """(y, x) of object ``label`` at least ``away`` canvas pixels from ``click``, as deep inside it as possible."""
+    import numpy as np
+    from scipy import ndimage
+
+    inside = labels == label
+    depth = ndimage.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
+    ys, xs = np.indices(labels.shape)
+    depth[np.hypot(ys - click[0], xs - click[1]) * zoom < away] = 0
+    y, x = np.unravel_index(np.argmax(depth), depth.shape)
+    return (int(y), int(x)) if depth[y, x] >= 2 else None  # not on the edge: rounding to canvas pixels stays inside

@@ -109,6 +109,13 @@ def test_truncated_checkpoint(vit_t_file, tmp_path):
         samkit.load_model(tmp_path / "cut.pt", device="cpu")
 
 
+def test_random_bytes_are_not_a_checkpoint(tmp_path):
+    # garbage reaches torch's unpickler, which fails with IndexError here: still a CheckpointError
+    (tmp_path / "noise.pth").write_bytes(np.random.default_rng(17).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(CheckpointError, match="noise.pth"):
+        samkit.load_model(tmp_path / "noise.pth", model_type="vit_b", device="cpu")
+
+
 def test_checkpoint_with_code_is_refused(tmp_path):
     torch.save({"model": np.random.default_rng(0)}, tmp_path / "pickled.pt")
     with pytest.raises(CheckpointError, match="weights_only"):

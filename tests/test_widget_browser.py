@@ -20,7 +20,7 @@ import pytest
 from scipy import ndimage
 
 import samkit
-from jupyter_browser import CLICK_LATENCY_JS, JupyterLab, NotebookPage, launch, missing, write_notebook
+from jupyter_browser import CLICK_LATENCY_JS, JupyterLab, NotebookPage, check_pixel, launch, missing, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(missing() is not None, reason=str(missing()))]
 
@@ -178,13 +178,19 @@ def test_click_to_overlay_latency(notebook):
     _, truth = samkit.data.nuclei()
     points = _innermost(truth)
     nb.execute("annotator.fit(); annotator.clear()")
+    zoom = nb.value("annotator.viewport.zoom")
     latencies = []
     for label in list(points)[:24]:
-        x, y = _page_xy(nb, *points[label])
+        check = check_pixel(truth, label, points[label], zoom)
+        if check is None:
+            continue
+        row, col = nb.value(f"annotator.viewport.to_canvas({points[label][0]} + 0.5, {points[label][1]} + 0.5)")
+        check_row, check_col = nb.value(f"annotator.viewport.to_canvas({check[0]} + 0.5, {check[1]} + 0.5)")
         time.sleep(0.15)
-        latencies.append(nb.page.evaluate(CLICK_LATENCY_JS, [CANVAS, x, y]))
+        latencies.append(nb.page.evaluate(CLICK_LATENCY_JS, [CANVAS, col, row, check_col, check_row]))
         _wait(lambda: nb.value("annotator.annotation.mask is not None and not annotator.annotation.decoding"))
         nb.execute("annotator.clear()")
+    assert len(latencies) >= 20
     assert all(v is not None for v in latencies), "some clicks never changed the canvas"
     print(f"\nclick -> overlay in the browser (oracle, cached tile, {len(latencies)} clicks): "
           f"p50 {np.median(latencies):.0f} ms, p95 {np.percentile(latencies, 95):.0f} ms")

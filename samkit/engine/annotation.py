@@ -81,6 +81,11 @@ class Annotation:
         self._listeners.append(callback)
         return callback
 
+    def off_preview(self, callback: Callable) -> None:
+        """Stop calling ``callback`` (registered with :meth:`on_preview`)."""
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
     def _tell(self) -> None:
         for callback in list(self._listeners):
             try:

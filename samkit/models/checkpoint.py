@@ -43,7 +43,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
             f"{path.name} holds Python objects besides weights; samkit only loads weights "
             f"(torch.load(weights_only=True)). Re-save just the model's state_dict. ({exc})"
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, IndexError, KeyError, TypeError) as exc:
+        # garbage bytes reach torch's unpickler, which fails in many ways (e.g. IndexError: pop from empty list)
         raise CheckpointError(
             f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt download?): {exc}"
         ) from exc
