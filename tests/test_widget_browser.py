@@ -52,20 +52,28 @@ def _innermost(truth):
 
 
 @pytest.fixture(scope="module")
-def notebook(tmp_path_factory):
+def browser():
+    """Headless Chromium, one for the module (Playwright's sync API allows one instance per thread)."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def notebook(browser, tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     write_notebook(root / "annotate.ipynb", [SETUP.format(autosave=str(root / "autosave"))])
-    with JupyterLab(root) as lab, sync_playwright() as playwright:
-        browser = launch(playwright)
+    with JupyterLab(root) as lab:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         nb = NotebookPage(page, lab, "annotate.ipynb")
         nb.run_all()
         page.wait_for_selector(CANVAS, timeout=120_000)
         _wait(lambda: nb.value("annotator.session.embedded().all()"))
         yield nb
-        browser.close()
+        page.close()
 
 
 def _wait(condition, timeout=30.0):
@@ -222,15 +230,12 @@ def test_kernel_restart_reopens_the_autosaved_objects(notebook):
     assert "Traceback" not in nb.outputs_text()
 
 
-def test_notebook_7_runs_the_annotator_too(tmp_path):
+def test_notebook_7_runs_the_annotator_too(browser, tmp_path):
     """The same widget in Notebook 7 (not JupyterLab): one click, one commit, the exact object."""
-    from playwright.sync_api import sync_playwright
-
     _, truth = samkit.data.nuclei()
     points = _innermost(truth)
     write_notebook(tmp_path / "annotate.ipynb", [SETUP.format(autosave=str(tmp_path / "autosave"))])
-    with JupyterLab(tmp_path, app="notebook") as server, sync_playwright() as playwright:
-        browser = launch(playwright)
+    with JupyterLab(tmp_path, app="notebook") as server:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         nb = NotebookPage(page, server, "annotate.ipynb")
         nb.run_all()
@@ -241,4 +246,4 @@ def test_notebook_7_runs_the_annotator_too(tmp_path):
         _wait(lambda: nb.value("int(annotator.labels.next_label)") == 2)
         assert nb.value("bool(np.array_equal(np.asarray(annotator.labels) == 1, truth == 17))")
         _save(nb, "widget-notebook7.png")
-        browser.close()
+        page.close()
