@@ -95,6 +95,22 @@ def _targets():
                             *annotator.viewport.to_canvas(y0 + check[0] + 0.5, x0 + check[1] + 0.5)))
     return out
 """
+REDRAW = """\
+def _redraw_ms(zooms, repeats=5):
+    # one frame at each zoom: render from the best source, encode, send (the overview may still be filling)
+    out = {}
+    cy, cx = annotator.viewport.center
+    for zoom in zooms:
+        annotator.viewport.zoom = max(zoom, annotator.viewport.min_zoom)
+        annotator.viewport.center_on(cy, cx)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            annotator.redraw()
+            times.append((time.perf_counter() - t0) * 1000)
+        out[str(zoom)] = round(float(np.median(times)), 1)
+    return out
+"""
 KERNEL_ONLY = """\
 def _kernel_ms(points):
     times = []
@@ -142,12 +158,15 @@ def run_case(browser, root: Path, name: str, clicks: int, threads: int) -> dict:
                 time.sleep(0.05)
         points = [[t[0], t[1]] for t in targets[:clicks]]
         kernel_ms = nb.value(f"_kernel_ms({points})")
+        nb.execute(REDRAW)
+        redraw_ms = nb.value("_redraw_ms([1.0, 0.25, 0.05, 0.0])")  # 0: the whole image
         page.close()
     return {
         "case": name, "clicks": clicks,
         "browser_p50_ms": round(float(np.median(browser_ms)), 1),
         "browser_p95_ms": round(float(np.percentile(browser_ms, 95)), 1),
         "kernel_segment_p50_ms": round(float(np.median(kernel_ms)), 1),
+        "redraw_ms_by_zoom": redraw_ms,
     }
 
 
@@ -170,7 +189,8 @@ def main() -> None:
             results.append(result)
             print(f"{name:>7}: click -> overlay in the browser p50 {result['browser_p50_ms']} ms, "
                   f"p95 {result['browser_p95_ms']} ms; Session.segment alone in the kernel p50 "
-                  f"{result['kernel_segment_p50_ms']} ms ({args.clicks} clicks)", flush=True)
+                  f"{result['kernel_segment_p50_ms']} ms ({args.clicks} clicks); one frame (render + send) "
+                  f"by zoom: {result['redraw_ms_by_zoom']} ms", flush=True)
         browser.close()
     print(json.dumps({"benchmark": "widget", "machine": platform.machine(), "threads": args.threads,
                       "results": results}))

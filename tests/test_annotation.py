@@ -55,6 +55,24 @@ def test_undo_removes_the_last_prompt_first(sample):
     assert not annotation.undo()  # nothing committed, nothing prompted
 
 
+def test_set_prompts_replaces_everything_in_one_decode(sample):
+    image, truth, boxes = sample
+    annotation = samkit.Annotation(samkit.Session(image, OracleModel(truth)))
+    seen = []
+    annotation.on_preview(lambda mask, error: seen.append(mask))
+    annotation.add_point(*innermost(truth, boxes[0], 1))
+    a, b = innermost(truth, boxes[7], 8), innermost(truth, boxes[8], 9)
+    mask = annotation.set_prompts([a, b], [1, 0])
+    assert len(seen) == 2 and annotation.points == [tuple(map(float, a)), tuple(map(float, b))]
+    np.testing.assert_array_equal(mask.to_array(truth.shape), truth == 8)
+    with pytest.raises(InvalidPromptError, match="2 points but 1 labels"):
+        annotation.set_prompts([a, b], [1])
+    with pytest.raises(InvalidPromptError):
+        annotation.set_prompts([(-5, 10)], [1])
+    assert annotation.point_labels == [1, 0] and annotation.mask is mask  # refused: nothing changed
+    assert annotation.set_prompts([], []) is None and not annotation.has_prompts and annotation.mask is None
+
+
 def test_a_box_designates_the_object_it_frames(sample):
     image, truth, boxes = sample
     annotation = samkit.Annotation(samkit.Session(image, OracleModel(truth)))

@@ -126,6 +126,26 @@ class Annotation:
             self.box = box
         return self._update()
 
+    def set_prompts(self, points=(), labels=(), box=None) -> Future | Mask | None:
+        """Replace every prompt at once (one decode): ``points`` (N, 2) (y, x), ``labels`` (N,) 1/0, ``box`` or None.
+
+        For front ends whose prompt layer reports its whole content after a change.
+        """
+        points = [(float(y), float(x)) for y, x in np.asarray(points, float).reshape(-1, 2)]
+        labels = [int(bool(v)) for v in np.asarray(labels).reshape(-1)]
+        if len(points) != len(labels):
+            raise InvalidPromptError(f"{len(points)} points but {len(labels)} labels: give one label per point")
+        if points:
+            check_points(points, labels, self.session.shape)
+        if box is not None:
+            box = tuple(float(v) for v in check_boxes(box, self.session.shape)[0])
+        with self._lock:
+            self.points, self.point_labels, self.box = points, labels, box
+        if not points and box is None:
+            self.clear()
+            return None
+        return self._update()
+
     def clear(self) -> None:
         """Drop the prompts and the current mask."""
         with self._lock:
