@@ -247,10 +247,20 @@ def test_zoom_and_pan_keep_clicks_on_the_right_pixels(shared_data):
     assert annotator.viewport.zoom == pytest.approx(2.5 * 1.25)
     annotator.controls.mode.value = "pan"
     before = annotator.viewport.center
-    row, col = 300, 400
-    page._event("mouse_down", row, col)
-    page._event("mouse_up", row - 100, col + 50)  # drag the image up and right
-    assert annotator.viewport.center == pytest.approx((before[0] + 100 / annotator.viewport.zoom, before[1] - 50 / annotator.viewport.zoom))
+    zoom = annotator.viewport.zoom
+    under = annotator.viewport.to_image(300, 400)
+    page._event("mouse_down", 300, 400)
+    page._event("mouse_move", 260, 420)  # the view follows the drag
+    assert annotator.viewport.to_image(260, 420) == pytest.approx(under)
+    page._event("mouse_move", 230, 440)
+    page._event("mouse_up", 200, 450)  # dragged the image up and right
+    assert annotator.viewport.center == pytest.approx((before[0] + 100 / zoom, before[1] - 50 / zoom))
+    assert annotator.viewport.to_image(200, 450) == pytest.approx(under)
+    page._event("mouse_down", 200, 450)
+    page._event("mouse_out", 150, 450)  # leaving the canvas ends the drag there
+    assert annotator.viewport.to_image(150, 450) == pytest.approx(under)
+    page._event("mouse_move", 300, 300)
+    assert annotator.viewport.to_image(150, 450) == pytest.approx(under)
     page.key("0")
     assert annotator.viewport.visible() == (0, 0, 3000, 3000)
 

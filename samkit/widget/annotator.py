@@ -27,6 +27,7 @@ from .viewport import Viewport
 log = logging.getLogger(__name__)
 
 DRAG_PX = 5  # a press that moves further than this is a box (or a pan), not a click
+PAN_EVERY = 0.08  # seconds between frames while the view is dragged
 PREFETCH_MAX = 16  # most windows embedded on their own for the view; more: "Embed all"
 REDRAW_EVERY = 0.5  # seconds between redraws while the overview fills in
 
@@ -89,6 +90,8 @@ class Annotator(widgets.VBox):
         self.viewport = Viewport.fit(shape, canvas_size)
         self.prefetch = prefetch
         self._press: tuple[float, float] | None = None  # canvas (row, col) of the mouse button going down
+        self._pan_from: tuple[float, float] | None = None  # where the view was last moved to while dragged
+        self._pan_drawn = 0.0
         self._hover: tuple[float, float] = (canvas_size[0] / 2, canvas_size[1] / 2)
         self._last_redraw = 0.0
         self._job = None  # the embedding job whose progress is shown
@@ -173,7 +176,7 @@ class Annotator(widgets.VBox):
     # -- mouse and keys ----------------------------------------------------
     @guarded
     def _mouse_down(self, col: float, row: float) -> None:
-        self._press = (row, col)
+        self._press = self._pan_from = (row, col)
 
     @guarded
     def _mouse_move(self, col: float, row: float) -> None:
@@ -183,6 +186,11 @@ class Annotator(widgets.VBox):
             h, w = self.session.shape
             label = int(self.labels[int(y), int(x)]) if 0 <= y < h and 0 <= x < w else 0
             self.controls.hover.value = f"y {int(y)}, x {int(x)}" + (f" · <b>label {label}</b>" if label else "")
+        elif self.controls.mode.value == "pan":
+            if time.monotonic() - self._pan_drawn >= PAN_EVERY:  # the view follows the mouse
+                self._pan_to(row, col)
+                self.redraw()
+                self._pan_drawn = time.monotonic()
         elif self.controls.mode.value in ("positive", "negative") and _moved(self._press, (row, col)):
             self.painter.prompts(rubber_band=self._box(self._press, (row, col), clip=False))
 
@@ -193,7 +201,8 @@ class Annotator(widgets.VBox):
             return
         mode = self.controls.mode.value
         if mode == "pan":
-            self.pan(press[0] - row, press[1] - col)
+            self._pan_to(row, col)
+            self._view_changed()
         elif mode == "erase":
             self._erase(row, col)
         elif _moved(press, (row, col)):
@@ -204,9 +213,17 @@ class Annotator(widgets.VBox):
 
     @guarded
     def _mouse_out(self, col: float, row: float) -> None:
-        if self._press is not None:
+        if self._press is not None and self.controls.mode.value == "pan":
+            self._mouse_up(col, row)  # the drag ends where the mouse left the canvas
+        elif self._press is not None:
             self._press = None
             self.painter.prompts()
+
+    def _pan_to(self, row: float, col: float) -> None:
+        """Move the view so that the image point under the drag's last position is under (row, col)."""
+        from_row, from_col = self._pan_from
+        self.viewport.pan(from_row - row, from_col - col)
+        self._pan_from = (row, col)
 
     @guarded
     def _wheel(self, dx: float, dy: float) -> None:
