@@ -28,15 +28,24 @@ __all__ = [
     "list_models",
     "load_model",
     "measure",
+    "metrics",
     "open_image",
     "read_table",
     "save_labels",
+    "segment_all",
+    "segment_all_many",
     "summarize",
     "__version__",
 ]
 
 
 def __getattr__(name):
+    if name in ("segment_all", "segment_all_many", "metrics"):  # imported on first use
+        from importlib import import_module
+
+        if name == "metrics":
+            return import_module(".metrics", __name__)
+        return getattr(import_module(".automatic", __name__), name)
     if name == "Annotator":  # the notebook widget needs ipywidgets and ipycanvas: imported on first use
         try:
             from .widget import Annotator

@@ -10,6 +10,8 @@ samkit's own tests use it on real images with real ground truth.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .engine.lookup import LabelLookupModel
@@ -24,6 +26,9 @@ class OracleModel(LabelLookupModel):
         Ground-truth instance labels (0 = background) at the size of the
         image to be segmented (level 0). Read window by window, so a zarr
         or lazily read label image works.
+    delay : float
+        Seconds each window's embedding takes, like a real encoder (to try
+        progress bars, cancelling and scale-out without SAM's cost).
 
     Notes
     -----
@@ -35,10 +40,11 @@ class OracleModel(LabelLookupModel):
 
     name = "oracle (ground truth; not SAM)"
 
-    def __init__(self, labels) -> None:
+    def __init__(self, labels, *, delay: float = 0.0) -> None:
         if len(getattr(labels, "shape", ())) != 2:
             raise ValueError(f"ground-truth labels must be 2D (H, W), got shape {getattr(labels, 'shape', None)}")
         self.labels = labels
+        self.delay = float(delay)
 
     def signature(self) -> dict:
         from .io import open_image
@@ -46,6 +52,8 @@ class OracleModel(LabelLookupModel):
         return {"model": "oracle", "labels": open_image(self.labels).identity()}  # content, not object
 
     def label_window(self, pixels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+        if self.delay:
+            time.sleep(self.delay)
         y0, x0, y1, x1 = window
         crop = np.asarray(self.labels[y0:y1, x0:x1])
         h, w = pixels.shape[:2]

@@ -12,14 +12,20 @@ Decoding rule, on the window's labels:
   between the object (within the window) and the box rectangle;
 * negative points and ``mask_input`` are accepted and do not change the answer
   (an object is either designated or not).
+
+For automatic segmentation, :meth:`LabelLookupModel.point_decoder` answers
+each of many single-point prompts on its own, with the object under it
+(score and stability 1; background points give no mask).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from scipy import ndimage
+
 from .mask import tight
-from .models import Decoded
+from .models import Decoded, PointMasks, empty_point_masks
 
 
 class LabelLookupModel:
@@ -51,6 +57,30 @@ class LabelLookupModel:
             return [_decoded(objects, _pick_by_points(objects, points, labels) or _pick_by_box(objects, b)) for b in boxes]
 
         return decode
+
+    def point_decoder(self, embedding: np.ndarray, window):
+        """Many single-point prompts: one mask per point on an object (see :mod:`samkit.engine.models`)."""
+        objects = np.asarray(embedding)
+
+        def decode_points(points, *, multimask=True, min_score=0.0, min_stability=0.0, stability_offset=1.0, batch=None):
+            pts = np.asarray(points, float).reshape(-1, 2)
+            h, w = objects.shape
+            hits = objects[np.clip(pts[:, 0].astype(int), 0, h - 1), np.clip(pts[:, 1].astype(int), 0, w - 1)]
+            point = np.flatnonzero(hits > 0)
+            if point.size == 0 or min_score > 1 or min_stability > 1:
+                return empty_point_masks()
+            ids, which = np.unique(hits[point], return_inverse=True)
+            designated = np.isin(objects, ids)
+            dense = np.zeros(objects.shape, np.int32)  # the designated objects numbered 1..n, for find_objects
+            dense[designated] = np.searchsorted(ids, objects[designated]) + 1
+            crops, offsets = [], []
+            for k, box in enumerate(ndimage.find_objects(dense, len(ids)), start=1):
+                crops.append(dense[box] == k)
+                offsets.append((box[0].start, box[1].start))
+            ones = np.ones(point.size, np.float32)
+            return PointMasks(point, ones, ones.copy(), [crops[k] for k in which], np.array(offsets, int)[which])
+
+        return decode_points
 
 
 def _pick_by_points(objects: np.ndarray, points, labels) -> int:

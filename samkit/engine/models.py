@@ -26,6 +26,18 @@ Optional: ``input_size`` (default window side, 1024), ``batch_size``
     Per-window decoder: ``decode(points, labels, boxes, mask_input)`` with
     window (y, x) coordinates -> list of :class:`Decoded`, one per box (one
     in all when no box is given).
+
+Optional, for automatic segmentation (:func:`samkit.segment_all`):
+
+``point_decoder(embedding, window) -> callable``
+    ``decode_points(points, *, multimask, min_score, min_stability,
+    stability_offset) -> PointMasks``: each of the (N, 2) window (y, x)
+    ``points`` is a separate single-point prompt (decoded in batches), and
+    the masks that pass ``score >= min_score`` and ``stability >=
+    min_stability`` come back (several per point with ``multimask``). The
+    stability score of a mask is the IoU of the masks its logits give when
+    thresholded ``stability_offset`` above and below the mask threshold;
+    exact models answer score 1 and stability 1.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from PIL import Image
 
 from ..models.sam import Sam
 from ..predictor import Predictor, input_size
+from .mask import tight
 
 
 class Decoded(NamedTuple):
@@ -48,6 +61,34 @@ class Decoded(NamedTuple):
     offset: tuple[int, int]
     score: float
     logits: np.ndarray | None = None
+
+
+class PointMasks(NamedTuple):
+    """The masks answering many single-point prompts, from a ``point_decoder`` (K masks).
+
+    point : (K,) int, the prompt each mask answers (index into the points)
+    score : (K,) float32, predicted IoU (1 for exact models)
+    stability : (K,) float32, stability score (1 for exact models)
+    crops : list of K bool arrays, each mask cropped to its bounding box (never empty)
+    offsets : (K, 2) int, where each crop starts in the window (y, x)
+    """
+
+    point: np.ndarray
+    score: np.ndarray
+    stability: np.ndarray
+    crops: list
+    offsets: np.ndarray
+
+
+def empty_point_masks() -> PointMasks:
+    return PointMasks(np.zeros(0, int), np.zeros(0, np.float32), np.zeros(0, np.float32), [], np.zeros((0, 2), int))
+
+
+def stability_score(logits: torch.Tensor, threshold: float, offset: float) -> torch.Tensor:
+    """(..., h, w) logits -> (...) IoU of the masks at ``threshold + offset`` and ``threshold - offset``."""
+    inner = (logits > threshold + offset).sum((-1, -2), dtype=torch.int32)
+    outer = (logits > threshold - offset).sum((-1, -2), dtype=torch.int32)
+    return torch.where(outer > 0, inner / outer.clamp(min=1), torch.zeros_like(inner, dtype=torch.float32))
 
 
 class SamWindows:
@@ -102,11 +143,7 @@ class SamWindows:
         return self.sam.embed(batch).cpu().numpy()
 
     def decoder(self, embedding: np.ndarray, window: tuple[int, int, int, int]):
-        window_shape = (window[2] - window[0], window[3] - window[1])
-        predictor = Predictor(self.sam)
-        predictor.embedding = torch.from_numpy(np.asarray(embedding, np.float32))[None]
-        predictor.image_shape = tuple(window_shape)
-        predictor.input_shape = input_size(window_shape, self.sam.image_size)
+        predictor = self._predictor(embedding, window)
 
         def decode(points=None, labels=None, boxes=None, mask_input=None) -> list[Decoded]:
             with self.lock:
@@ -120,6 +157,42 @@ class SamWindows:
                 return [Decoded(best.mask, (0, 0), best.score, best.logits)]
 
         return decode
+
+    def point_decoder(self, embedding: np.ndarray, window: tuple[int, int, int, int]):
+        """Many single-point prompts at once (see the module's Interface); the mask decoder runs on
+        ``batch`` prompts at a time and only the masks that pass the filters are brought to full size."""
+        predictor = self._predictor(embedding, window)
+        window_shape, input_shape = predictor.image_shape, predictor.input_shape
+        valid = (-(-input_shape[0] * 256 // self.sam.image_size), -(-input_shape[1] * 256 // self.sam.image_size))
+
+        def decode_points(points, *, multimask=True, min_score=0.0, min_stability=0.0, stability_offset=1.0, batch=64):
+            points = np.asarray(points, np.float64).reshape(-1, 2)
+            parts = []
+            for start in range(0, len(points), batch):
+                chunk = points[start : start + batch]
+                with self.lock:
+                    logits, scores, _ = predictor._decode(chunk[:, None], np.ones((len(chunk), 1)), None, None, multimask)
+                stable = stability_score(logits[..., : valid[0], : valid[1]], self.sam.mask_threshold, stability_offset)
+                for b, m in ((scores >= min_score) & (stable >= min_stability)).nonzero().tolist():
+                    crop, offset = self.sam.upscale_mask(logits[b, m], input_shape, window_shape)
+                    crop, offset = tight(crop.cpu().numpy(), offset)
+                    if crop.size:
+                        parts.append((start + b, float(scores[b, m]), float(stable[b, m]), crop, offset))
+            if not parts:
+                return empty_point_masks()
+            point, score, stability, crops, offsets = zip(*parts)
+            return PointMasks(np.array(point), np.array(score, np.float32), np.array(stability, np.float32),
+                              list(crops), np.array(offsets, int).reshape(-1, 2))
+
+        return decode_points
+
+    def _predictor(self, embedding: np.ndarray, window) -> Predictor:
+        window_shape = (window[2] - window[0], window[3] - window[1])
+        predictor = Predictor(self.sam)
+        predictor.embedding = torch.from_numpy(np.asarray(embedding, np.float32))[None]
+        predictor.image_shape = tuple(window_shape)
+        predictor.input_shape = input_size(window_shape, self.sam.image_size)
+        return predictor
 
 
 def _unique(sam: Sam) -> str:
