@@ -59,3 +59,7 @@ class InvalidTableError(SamkitError, ValueError):
 
 class InvalidPropertyError(SamkitError, ValueError):
     """A measurement property is unknown, needs an intensity image, or does not apply to the labels (2D only)."""
+
+
+class WorkerLostError(SamkitError, RuntimeError):
+    """Dask workers kept dying on a window (e.g. out of memory); nothing was written as done."""

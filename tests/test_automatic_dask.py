@@ -82,7 +82,7 @@ class DeadlyOracle(OracleModel):
 def test_a_window_that_always_kills_its_worker_is_a_clear_error(client, scene, tmp_path):
     image, truth = scene
     out = tmp_path / "labels"
-    with pytest.raises(distributed.WorkerLostError, match="died on the same window"):
+    with pytest.raises(samkit.errors.WorkerLostError, match="died on the same window"):
         segment_all(image[:512, :512], DeadlyOracle(truth[:512, :512]), client=client, out=out, **OPTIONS)
     with pytest.raises(AutosaveError, match="no saved label image"):
         samkit.LabelImage.open(out)

@@ -16,17 +16,13 @@ import threading
 from collections import OrderedDict
 
 from ..engine.grid import TileGrid
-from ..errors import SamkitError
+from ..errors import WorkerLostError
 from ..io import open_image
 from .pipeline import Job, default_tile, load
 
 _MODELS: OrderedDict = OrderedDict()  # model token -> window model, in this process
 _SESSIONS: OrderedDict = OrderedDict()  # job token -> Session, in this process
 _LOCK = threading.Lock()
-
-
-class WorkerLostError(SamkitError, RuntimeError):
-    """Dask workers kept dying on a window (e.g. out of memory); nothing was written as done."""
 
 
 def job(image, model, options: tuple, settings, scratch) -> Job:
