@@ -11,17 +11,19 @@ embedding on the model's worker, so the notebook never waits for them.
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import time
 
 import ipywidgets as widgets
 
 from ..engine.annotation import Annotation
-from ..errors import EmbeddingCancelled, SamkitError
+from ..errors import SamkitError
 from .controls import KEYS
 from .display import ImageDisplay, LabelDisplay, colour_of
 from .inputs import controls_for, label_image, session_for
 from .painter import Painter
+from .progress import EmbeddingProgress
 from .viewport import Viewport
 
 log = logging.getLogger(__name__)
@@ -94,10 +96,10 @@ class Annotator(widgets.VBox):
         self._pan_drawn = 0.0
         self._hover: tuple[float, float] = (canvas_size[0] / 2, canvas_size[1] / 2)
         self._last_redraw = 0.0
-        self._job = None  # the embedding job whose progress is shown
         self.image_display = ImageDisplay(self.session.image, self.session.intensity, on_overview=self._overview_grew)
         self.label_display = LabelDisplay(self.labels, on_overview=self._overview_grew)
         self.controls = controls_for(self.session)
+        self.progress = EmbeddingProgress(self.controls)
         self.painter = Painter(self.viewport, self.image_display, self.label_display, self.annotation)
         self.canvas, self.minimap = self.painter.canvas, self.painter.minimap
         header = widgets.HTML(
@@ -171,7 +173,7 @@ class Annotator(widgets.VBox):
     def say(self, text: str, error: bool = False) -> None:
         """Show a short message under the canvas."""
         colour = "#b00020" if error else "#333"
-        self.controls.status.value = f"<span style='color:{colour}'>{_escape(text)}</span>"
+        self.controls.status.value = f"<span style='color:{colour}'>{html.escape(text, quote=False)}</span>"
 
     # -- mouse and keys ----------------------------------------------------
     @guarded
@@ -369,46 +371,18 @@ class Annotator(widgets.VBox):
     @guarded
     def embed_view(self) -> None:
         """Embed the tiles in view, in the background."""
-        self._track(lambda progress: self.session.embed(self.viewport.visible(), progress=progress))
+        self.progress.track(lambda progress: self.session.embed(self.viewport.visible(), progress=progress))
 
     @guarded
     def embed_all(self) -> None:
         """Embed every tile of the image, in the background."""
-        self._track(lambda progress: self.session.embed_all(progress=progress))
+        self.progress.track(lambda progress: self.session.embed_all(progress=progress))
 
     @guarded
     def cancel(self) -> None:
         """Stop embedding (a click waiting for its tile says it was cancelled)."""
         self.session.cancel()
-        if self._job is not None:
-            self._job.wait(1)  # the queued tiles fail at once; one being embedded may finish
-            self._show_progress(self._job)
-
-    def _track(self, start) -> None:
-        """Show the progress of the job ``start(progress)`` returns (and of no older one)."""
-        started = []
-
-        def progress(done, total, eta):  # on the worker thread
-            if started and started[0] is self._job:
-                self._show_progress(started[0])
-
-        job = start(progress)
-        started.append(job)
-        self._job = job
-        self._show_progress(job)
-
-    def _show_progress(self, job) -> None:
-        p = self.controls
-        p.progress.max, p.progress.value = max(job.total, 1), job.done
-        if isinstance(job.error, EmbeddingCancelled):
-            state = " · cancelled"
-        elif job.error is not None:
-            state = f" · stopped: {job.error}"
-        elif job.done < job.total and job.eta is not None:
-            state = f" · about {job.eta:.0f} s left"
-        else:
-            state = ""
-        p.progress_text.value = _escape(f"tiles embedded {job.done}/{job.total}{state}")
+        self.progress.stopped()
 
     # -- results -----------------------------------------------------------
     def measure(self, **options):
@@ -430,7 +404,3 @@ class Annotator(widgets.VBox):
 
 def _moved(a, b) -> bool:
     return abs(a[0] - b[0]) > DRAG_PX or abs(a[1] - b[1]) > DRAG_PX
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
