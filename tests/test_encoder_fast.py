@@ -1,4 +1,5 @@
-"""The encoder's fast paths: batched windows, bias built a few heads at a time, bf16."""
+"""The encoder's fast paths: batched windows, bias built a few heads at a time, the explicit
+(bf16 CPU) attention, bf16 tolerance."""
 
 import numpy as np
 import pytest
@@ -11,10 +12,13 @@ from samkit.models.sam import build_sam
 from reference import rel_error
 
 
-def small_vit() -> ImageEncoderViT:
-    """The ViT code path (windowed + global blocks, relative positions) at a size tests can afford."""
+def small_vit(num_heads: int = 4) -> ImageEncoderViT:
+    """The ViT code path (windowed + global blocks, relative positions) at a size tests can afford.
+
+    512 px input: a 32 x 32 grid, padded to 42 x 42 for the 14 x 14 windows.
+    """
     torch.manual_seed(0)
-    encoder = ImageEncoderViT(dim=64, depth=3, num_heads=4, global_attn_indexes=(1,), img_size=512)
+    encoder = ImageEncoderViT(dim=64, depth=3, num_heads=num_heads, global_attn_indexes=(1,), img_size=512)
     with torch.no_grad():
         for name, p in encoder.named_parameters():
             if "rel_pos" in name or "pos_embed" in name:
@@ -42,6 +46,38 @@ def test_bias_head_groups_do_not_change_results(monkeypatch):
         monkeypatch.setattr(image_encoder, "BIAS_ELEMENTS", 2 * 2 * 1024 * 1024 + 5)  # uneven groups (3 + 1)
         uneven = encoder(x)
     assert rel_error(grouped, whole) <= 1e-6 and rel_error(uneven, whole) <= 1e-6
+
+
+@pytest.mark.parametrize("num_heads", [4, 2])  # head dim 16: windows' bias added; 32: folded into q . k
+def test_explicit_attention_equals_fused_kernel(monkeypatch, num_heads):
+    """The explicit path (bf16 on the CPU) computes the same attention as the fused kernel, in float32."""
+    encoder = small_vit(num_heads)
+    x = torch.randn(2, 3, 512, 512)
+    with torch.inference_mode():
+        fused = encoder(x)
+        monkeypatch.setattr(image_encoder, "explicit_attention", lambda q: True)
+        explicit = encoder(x)
+        # chunks of 3 query rows (the 32-row grid ends on a short one), 2 window-heads at a time
+        monkeypatch.setattr(image_encoder, "SCORE_ELEMENTS", 3 * 32 * 1024)
+        chunked = encoder(x)
+    assert rel_error(explicit, fused) <= 1e-5 and rel_error(chunked, fused) <= 1e-5
+
+
+def test_explicit_attention_is_the_bf16_cpu_path():
+    q = torch.zeros(1, 1, 4, 8)
+    assert not image_encoder.explicit_attention(q)
+    assert image_encoder.explicit_attention(q.bfloat16())
+
+
+def test_vit_bf16_close_to_fp32():
+    """bf16 autocast through both attention paths stays close to float32."""
+    encoder = small_vit(2)
+    x = torch.randn(1, 3, 512, 512)
+    with torch.inference_mode():
+        fp32 = encoder(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = encoder(x).float()
+    assert rel_error(bf16, fp32) <= 0.03
 
 
 @pytest.mark.parametrize("model_type", ["vit_t"])

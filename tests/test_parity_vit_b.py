@@ -111,3 +111,22 @@ def test_mask_input_refinement_matches(scene):
     best = first.logits[np.argmax(first.scores)][None]  # (1, 256, 256)
     refined = predictor.predict(**prompt, mask_input=best, multimask=False)
     _assert_same(refined, _reference(ref_predictor, prompt, False, mask_input=best))
+
+
+def test_bf16_masks_match_fp32(scene, models):
+    """bf16 on the CPU (explicit attention products): masks of real objects as fp32's, IoU >= 0.99."""
+    _, fp32, image, labels = scene
+    ours = models[2]
+    ours.precision = "bf16"
+    try:
+        bf16 = samkit.Predictor(ours)
+        bf16.set_image(image)
+    finally:
+        ours.precision = "fp32"
+    assert rel_error(bf16.embedding, fp32.embedding) <= 0.05
+    ious = []
+    for centre in object_centres(labels, 6):
+        a = fp32.predict_best(points=[centre], labels=[1]).mask
+        b = bf16.predict_best(points=[centre], labels=[1]).mask
+        ious.append((a & b).sum() / max((a | b).sum(), 1))
+    assert np.mean(ious) >= 0.99 and min(ious) >= 0.97, ious

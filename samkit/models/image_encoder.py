@@ -12,8 +12,10 @@ from torch import nn
 
 from .common import LayerNorm2d, MLPBlock
 
-# Largest attention bias built at once (elements): 64 MB in fp32.
+# Largest attention bias built at once for the fused kernel (elements): 64 MB in fp32.
 BIAS_ELEMENTS = 1 << 24
+# Attention scores computed at once on the explicit path (elements): 2 MB in bf16, in cache.
+SCORE_ELEMENTS = 1 << 20
 
 
 def relative_position_table(size: int, rel_pos: torch.Tensor) -> torch.Tensor:
@@ -26,48 +28,142 @@ def relative_position_table(size: int, rel_pos: torch.Tensor) -> torch.Tensor:
     return rel_pos[index]
 
 
+def position_indicator(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
+    """(H + W, H*W) matrix of 0/1: row ky marks the keys of grid row ky, row H + kx those of column kx.
+
+    ``[rel_y, rel_x] @ indicator`` is the full (query, key) bias, built by one product.
+    """
+    keys = torch.arange(H * W, device=like.device)
+    indicator = like.new_zeros(H + W, H * W)
+    indicator[keys // W, keys] = 1
+    indicator[H + keys % W, keys] = 1
+    return indicator
+
+
+def explicit_attention(q: torch.Tensor) -> bool:
+    """Attend by explicit products instead of the fused kernel?
+
+    Yes for bf16/fp16 on the CPU: the fused CPU kernel computes in float32 (no faster than
+    fp32), while explicit products in cache-sized chunks run at bf16 speed.
+    """
+    return q.device.type == "cpu" and q.dtype != torch.float32
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over a (B, H, W, C) grid with decomposed
     relative-position terms: logit(q, k) += q . Rh[qy - ky] + q . Rw[qx - kx].
 
-    The bias is the sum of a row part and a column part; it is built for a few
-    heads at a time and handed to the fused attention kernel as an additive mask.
+    With ``window_size`` it attends within non-overlapping windows; the grid is
+    padded to whole windows with zero tokens (which project to ``qkv.bias``).
+    The bias is the sum of a row part and a column part. A small one (windows)
+    is expanded by one matrix product, or folded into the query-key product; a
+    large one (global attention) is added a few heads or query rows at a time.
     """
 
-    def __init__(self, dim: int, num_heads: int, grid_size: int) -> None:
+    def __init__(self, dim: int, num_heads: int, grid_size: int, window_size: int = 0) -> None:
         super().__init__()
         self.num_heads = num_heads
+        self.window_size = window_size
         head_dim = dim // num_heads
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
-        self.rel_pos_h = nn.Parameter(torch.zeros(2 * grid_size - 1, head_dim))
-        self.rel_pos_w = nn.Parameter(torch.zeros(2 * grid_size - 1, head_dim))
+        size = window_size or grid_size
+        self.rel_pos_h = nn.Parameter(torch.zeros(2 * size - 1, head_dim))
+        self.rel_pos_w = nn.Parameter(torch.zeros(2 * size - 1, head_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
-        h, d = self.num_heads, C // self.num_heads
-        N = H * W
-        qkv = self.qkv(x).reshape(B, N, 3, h, d).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, h, N, d)
-        table_y = relative_position_table(H, self.rel_pos_h)  # (H, H, d)
-        table_x = relative_position_table(W, self.rel_pos_w)  # (W, W, d)
+        qkv = self.qkv(x)  # (B, H, W, 3C); only real tokens are projected
+        s = self.window_size
+        if not s:
+            return self.proj(self._attend(qkv))
+        Hp, Wp = H + -H % s, W + -W % s
+        if (Hp, Wp) != (H, W):  # zero padding tokens project to the bias
+            padded = self.qkv.bias.to(qkv.dtype).expand(B, Hp, Wp, 3 * C).clone()
+            padded[:, :H, :W] = qkv
+            qkv = padded
+        windows = qkv.reshape(B, Hp // s, s, Wp // s, s, 3 * C).transpose(2, 3).reshape(-1, s, s, 3 * C)
+        out = self._attend(windows)  # (B * windows, s, s, C)
+        out = out.reshape(B, Hp // s, Wp // s, s, s, C).transpose(2, 3).reshape(B, Hp, Wp, C)
+        # contiguous: a strided 4-D input sends F.linear to a batched product with copies of the weight
+        return self.proj(out[:, :H, :W].contiguous())
 
-        # The (N, N) bias of one head is 64 MB for a 64 x 64 grid: it is built for a
-        # group of heads at a time, always into the same buffer (a fresh allocation
-        # this large costs more in page faults than filling it).
-        group = min(h, max(1, BIAS_ELEMENTS // (B * N * N)))
-        bias = q.new_empty(B, group, H, W, H, W)  # in the dtype attention runs in (bf16 under autocast)
-        out = q.new_empty(B, N, h, d)
-        for i in range(0, h, group):
-            heads = slice(i, i + group)
-            g = q[:, heads].shape[1]
-            q_grid = q[:, heads].reshape(B, g, H, W, d)
-            rel_y = torch.einsum("bnhwd,hkd->bnhwk", q_grid, table_y)  # (B, g, H, W, H)
-            rel_x = torch.einsum("bnhwd,wkd->bnhwk", q_grid, table_x)  # (B, g, H, W, W)
-            mask = torch.add(rel_y[..., :, None], rel_x[..., None, :], out=bias[:, :g]).view(B, g, N, N)
-            attended = F.scaled_dot_product_attention(q[:, heads], k[:, heads], v[:, heads], attn_mask=mask)
-            out[:, :, heads] = attended.transpose(1, 2)  # (B, N, g, d)
-        return self.proj(out.reshape(B, H, W, C))
+    def _attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """(b, H, W, 3C) projected tokens of one attention grid -> (b, H, W, C)."""
+        b, H, W, C3 = qkv.shape
+        h, d, N = self.num_heads, C3 // (3 * self.num_heads), H * W
+        q, k, v = qkv.reshape(b, N, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # each (b, h, N, d)
+        q_grid = q.reshape(b, h, H, W, d)
+        rel_y = torch.einsum("bnhwd,hkd->bnhwk", q_grid, relative_position_table(H, self.rel_pos_h))  # (b, h, H, W, H)
+        rel_x = torch.einsum("bnhwd,wkd->bnhwk", q_grid, relative_position_table(W, self.rel_pos_w))  # (b, h, H, W, W)
+        if explicit_attention(q):
+            out = _explicit(q, k, v, rel_y, rel_x) if H + W > d else _folded(q, k, v, rel_y, rel_x)
+        else:
+            out = _fused(q, k, v, rel_y, rel_x)
+        return out.transpose(1, 2).reshape(b, H, W, h * d)
+
+
+def _fused(q, k, v, rel_y, rel_x) -> torch.Tensor:
+    """The fused attention kernel with the bias as an additive mask, a group of heads at a time.
+
+    Every group's bias goes into the same buffer (a fresh allocation this large costs
+    more in page faults than filling it).
+    """
+    b, h, H, W, _ = rel_y.shape
+    N = H * W
+    group = min(h, max(1, BIAS_ELEMENTS // (b * N * N)))
+    buffer = q.new_empty(b, group, N, N)
+    indicator = position_indicator(H, W, q) if H + W <= q.shape[-1] else None
+    out = q.new_empty(b, h, N, q.shape[-1])
+    for i in range(0, h, group):
+        heads = slice(i, i + group)
+        g = q[:, heads].shape[1]
+        bias = buffer[:, :g]
+        if indicator is not None:  # small grid: one product expands the bias
+            torch.matmul(torch.cat([rel_y[:, heads], rel_x[:, heads]], -1).reshape(b, g, N, H + W), indicator, out=bias)
+        else:
+            torch.add(rel_y[:, heads, ..., :, None], rel_x[:, heads, ..., None, :], out=bias.view(b, g, H, W, H, W))
+        out[:, heads] = F.scaled_dot_product_attention(q[:, heads], k[:, heads], v[:, heads], attn_mask=bias)
+    return out
+
+
+def _folded(q, k, v, rel_y, rel_x) -> torch.Tensor:
+    """Explicit attention for small grids: the bias folded into the query-key product.
+
+    [q / sqrt(d), rel_y, rel_x] . [k, indicator] = q . k / sqrt(d) + bias, in one product
+    (H + W extra columns, cheaper than adding a bias with short rows).
+    """
+    b, h, H, W, _ = rel_y.shape
+    N, d = H * W, q.shape[-1]
+    queries = torch.cat([q * d**-0.5, rel_y.reshape(b, h, N, H), rel_x.reshape(b, h, N, W)], -1).flatten(0, 1)
+    keys = torch.cat([k, position_indicator(H, W, q).t().expand(b, h, N, H + W)], -1).flatten(0, 1)
+    values = v.flatten(0, 1)
+    out = q.new_empty(b * h, N, d)
+    group = max(1, SCORE_ELEMENTS // (N * N))
+    for i in range(0, b * h, group):
+        part = slice(i, i + group)
+        scores = torch.bmm(queries[part], keys[part].transpose(1, 2))
+        torch.bmm(torch.softmax(scores, -1), values[part], out=out[part])
+    return out.view(b, h, N, d)
+
+
+def _explicit(q, k, v, rel_y, rel_x) -> torch.Tensor:
+    """Explicit attention for large grids, a few query rows of one head at a time (in cache)."""
+    b, h, H, W, _ = rel_y.shape
+    N, d = H * W, q.shape[-1]
+    queries = q * d**-0.5
+    out = q.new_empty(b, h, N, d)
+    rows = max(1, SCORE_ELEMENTS // (W * N))  # query grid rows per chunk
+    for i in range(b):
+        for j in range(h):
+            keys_t = k[i, j].t()
+            for y in range(0, H, rows):
+                n = min(rows, H - y)
+                scores = torch.mm(queries[i, j, y * W : (y + n) * W], keys_t)  # (n * W, N)
+                grid = scores.view(n, W, H, W)
+                grid.add_(rel_y[i, j, y : y + n, :, :, None]).add_(rel_x[i, j, y : y + n, :, None, :])
+                torch.mm(torch.softmax(scores, -1), v[i, j], out=out[i, j, y * W : (y + n) * W])
+    return out
 
 
 class Block(nn.Module):
@@ -77,28 +173,18 @@ class Block(nn.Module):
         super().__init__()
         self.window_size = window_size
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads, window_size or grid_size)
+        self.attn = Attention(dim, num_heads, grid_size, window_size)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = MLPBlock(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        attended = self._windowed(self.norm1(x)) if self.window_size else self.attn(self.norm1(x))
-        x = x + attended  # the residual stream stays float32 under autocast
+        # The residual stream stays float32 under autocast. Adds go in place into fresh
+        # tensors: an out-of-place bf16 + float32 add is several times slower on the CPU.
+        x = self.attn(self.norm1(x)).float().add_(x)
         mlp = self.mlp
         # GELU in place: a fresh tensor of this size (4x the tokens) costs page faults
         hidden = torch.ops.aten.gelu_(mlp.lin1(self.norm2(x)))  # (B, H, W, 4C)
-        return x + mlp.lin2(hidden)
-
-    def _windowed(self, x: torch.Tensor) -> torch.Tensor:
-        B, H, W, C = x.shape
-        s = self.window_size
-        pad_h, pad_w = -H % s, -W % s
-        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))  # zero tokens fill the last windows
-        Hp, Wp = H + pad_h, W + pad_w
-        x = x.reshape(B, Hp // s, s, Wp // s, s, C).transpose(2, 3).reshape(-1, s, s, C)  # (B*nW, s, s, C)
-        x = self.attn(x)
-        x = x.reshape(B, Hp // s, Wp // s, s, s, C).transpose(2, 3).reshape(B, Hp, Wp, C)
-        return x[:, :H, :W, :]
+        return x.add_(mlp.lin2(hidden))
 
 
 class PatchEmbed(nn.Module):
