@@ -70,3 +70,13 @@ def test_a_previous_mask_refines_the_next_prompt(sam):
     first = session.segment(points=[[74, 349]], labels=[1])
     again = session.segment(points=[[74, 349], [60, 340]], labels=[1, 0], mask_input=first)
     assert isinstance(again, samkit.Mask) and again.prompt["labels"] == [1, 0]
+
+
+def test_windows_per_encoder_call():
+    """One window per call on the CPU; on a GPU, what half its free memory holds (1 to 16)."""
+    from samkit.engine.models import MAX_BATCH, WINDOW_BYTES, gpu_batch_size, window_model
+
+    assert window_model(build_sam("vit_t")).batch_size == 1
+    assert gpu_batch_size(0) == 1
+    assert gpu_batch_size(2 * 3 * WINDOW_BYTES + 5) == 3
+    assert gpu_batch_size(80 * 2**30) == MAX_BATCH

@@ -94,7 +94,9 @@ class Sam(nn.Module):
 
     @torch.inference_mode()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Image embeddings (B, 256, 64, 64), float32, of (B, 3, h, w) RGB images in [0, 255]."""
+        """Image embeddings (B, 256, 64, 64), float32, of (B, 3, h, w) RGB images in [0, 255] (uint8 or float)."""
+        if self.device.type == "cuda" and images.device.type == "cpu":  # page-locked: faster, asynchronous copy
+            images = images.pin_memory().to(self.device, non_blocking=True)
         images = images.to(self.device, torch.float32)
         with self._autocast():
             return self.image_encoder(self.preprocess(images)).float()
