@@ -45,7 +45,9 @@ def test_bias_head_groups_do_not_change_results(monkeypatch):
         grouped = encoder(x)
         monkeypatch.setattr(image_encoder, "BIAS_ELEMENTS", 2 * 2 * 1024 * 1024 + 5)  # uneven groups (3 + 1)
         uneven = encoder(x)
-    assert rel_error(grouped, whole) <= 1e-6 and rel_error(uneven, whole) <= 1e-6
+        monkeypatch.setattr(image_encoder, "BIAS_ELEMENTS", 3 * 2 * 32 * 1024)  # 3 query rows of one head (32 = 10 x 3 + 2)
+        rows = encoder(x)
+    assert rel_error(grouped, whole) <= 1e-6 and rel_error(uneven, whole) <= 1e-6 and rel_error(rows, whole) <= 1e-6
 
 
 @pytest.mark.parametrize("num_heads", [4, 2])  # head dim 16: windows' bias added; 32: folded into q . k

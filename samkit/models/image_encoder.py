@@ -12,8 +12,9 @@ from torch import nn
 
 from .common import LayerNorm2d, MLPBlock
 
-# Largest attention bias built at once for the fused kernel (elements): 64 MB in fp32.
-BIAS_ELEMENTS = 1 << 24
+# Largest attention bias built at once for the fused kernel (elements): 16 MB in fp32
+# (a global block needs at least one head's, 64 x 64 tokens squared: 64 MB).
+BIAS_ELEMENTS = 1 << 22
 # Attention scores computed at once on the explicit path (elements): 2 MB in bf16, in cache.
 SCORE_ELEMENTS = 1 << 20
 
@@ -49,6 +50,24 @@ def explicit_attention(q: torch.Tensor) -> bool:
     return q.device.type == "cpu" and q.dtype != torch.float32
 
 
+def copy_windows(grid: torch.Tensor, windows: torch.Tensor, into_windows: bool) -> None:
+    """Copy a (B, H, W, C) grid into (B, rows, cols, s, s, C) windows, or the windows' grid part back.
+
+    Windows past the grid's edge are only partly covered; their rest is left as it is.
+    """
+    B, H, W, C = grid.shape
+    s = windows.shape[3]
+    full, rest = divmod(W, s)  # whole windows per row, columns in the last one
+    for top in range(0, H, s):
+        n = min(s, H - top)
+        rows, row_windows = grid[:, top : top + n], windows[:, top // s, :, :n]  # (B, n, W, C), (B, cols, n, s, C)
+        pairs = [(rows[:, :, : full * s].unflatten(2, (full, s)).transpose(1, 2), row_windows[:, :full])]
+        if rest:
+            pairs.append((rows[:, :, full * s :], row_windows[:, full, :, :rest]))
+        for part, window_part in pairs:
+            (window_part.copy_(part) if into_windows else part.copy_(window_part))
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over a (B, H, W, C) grid with decomposed
     relative-position terms: logit(q, k) += q . Rh[qy - ky] + q . Rw[qx - kx].
@@ -77,64 +96,80 @@ class Attention(nn.Module):
         s = self.window_size
         if not s:
             return self.proj(self._attend(qkv))
-        Hp, Wp = H + -H % s, W + -W % s
-        if (Hp, Wp) != (H, W):  # zero padding tokens project to the bias
-            padded = self.qkv.bias.to(qkv.dtype).expand(B, Hp, Wp, 3 * C).clone()
-            padded[:, :H, :W] = qkv
-            qkv = padded
-        windows = qkv.reshape(B, Hp // s, s, Wp // s, s, 3 * C).transpose(2, 3).reshape(-1, s, s, 3 * C)
-        out = self._attend(windows)  # (B * windows, s, s, C)
-        out = out.reshape(B, Hp // s, Wp // s, s, s, C).transpose(2, 3).reshape(B, Hp, Wp, C)
-        # contiguous: a strided 4-D input sends F.linear to a batched product with copies of the weight
-        return self.proj(out[:, :H, :W].contiguous())
+        # windows (B, rows, cols, s, s, 3C); tokens padding the grid to whole windows are zero,
+        # so they project to the bias
+        windows = self.qkv.bias.to(qkv.dtype).expand(B, -(-H // s), -(-W // s), s, s, 3 * C).clone()
+        copy_windows(qkv, windows, into_windows=True)
+        del qkv
+        out = self._attend(windows.flatten(0, 2)).view(*windows.shape[:-1], C)
+        grid = out.new_empty(B, H, W, C)
+        copy_windows(grid, out, into_windows=False)
+        return self.proj(grid)
 
     def _attend(self, qkv: torch.Tensor) -> torch.Tensor:
         """(b, H, W, 3C) projected tokens of one attention grid -> (b, H, W, C)."""
         b, H, W, C3 = qkv.shape
         h, d, N = self.num_heads, C3 // (3 * self.num_heads), H * W
         q, k, v = qkv.reshape(b, N, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # each (b, h, N, d)
-        q_grid = q.reshape(b, h, H, W, d)
-        rel_y = torch.einsum("bnhwd,hkd->bnhwk", q_grid, relative_position_table(H, self.rel_pos_h))  # (b, h, H, W, H)
-        rel_x = torch.einsum("bnhwd,wkd->bnhwk", q_grid, relative_position_table(W, self.rel_pos_w))  # (b, h, H, W, W)
+        tables = relative_position_table(H, self.rel_pos_h), relative_position_table(W, self.rel_pos_w)
         if explicit_attention(q):
-            out = _explicit(q, k, v, rel_y, rel_x) if H + W > d else _folded(q, k, v, rel_y, rel_x)
+            out = (_explicit if H + W > d else _folded)(q, k, v, tables)
         else:
-            out = _fused(q, k, v, rel_y, rel_x)
+            out = _fused(q, k, v, tables)
         return out.transpose(1, 2).reshape(b, H, W, h * d)
 
 
-def _fused(q, k, v, rel_y, rel_x) -> torch.Tensor:
-    """The fused attention kernel with the bias as an additive mask, a group of heads at a time.
+def relative_terms(q: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries (..., H*W, d) -> their bias terms rel_y (..., H, W, H) and rel_x (..., H, W, W).
 
-    Every group's bias goes into the same buffer (a fresh allocation this large costs
+    Made for the heads in hand only: for all heads of a global block they would take
+    as much memory as the queries twice over.
+    """
+    table_y, table_x = tables
+    grid = q.unflatten(-2, (table_y.shape[0], table_x.shape[0]))  # (..., H, W, d)
+    return torch.einsum("...hwd,hkd->...hwk", grid, table_y), torch.einsum("...hwd,wkd->...hwk", grid, table_x)
+
+
+def _fused(q, k, v, tables) -> torch.Tensor:
+    """The fused attention kernel with the bias as an additive mask, built for a group of
+    heads (windows) or for some query rows of one head (global attention) at a time.
+
+    Every chunk's bias goes into the same buffer (a fresh allocation this large costs
     more in page faults than filling it).
     """
-    b, h, H, W, _ = rel_y.shape
-    N = H * W
+    (b, h, N, d), H, W = q.shape, len(tables[0]), len(tables[1])
     group = min(h, max(1, BIAS_ELEMENTS // (b * N * N)))
-    buffer = q.new_empty(b, group, N, N)
-    indicator = position_indicator(H, W, q) if H + W <= q.shape[-1] else None
-    out = q.new_empty(b, h, N, q.shape[-1])
+    rows = H if group > 1 else min(H, max(1, BIAS_ELEMENTS // (b * W * N)))  # query grid rows per chunk
+    buffer = q.new_empty(b * group * rows * W * N)
+    indicator = position_indicator(H, W, q) if H + W <= d else None
+    out = q.new_empty(b, h, N, d)
     for i in range(0, h, group):
         heads = slice(i, i + group)
-        g = q[:, heads].shape[1]
-        bias = buffer[:, :g]
-        if indicator is not None:  # small grid: one product expands the bias
-            torch.matmul(torch.cat([rel_y[:, heads], rel_x[:, heads]], -1).reshape(b, g, N, H + W), indicator, out=bias)
-        else:
-            torch.add(rel_y[:, heads, ..., :, None], rel_x[:, heads, ..., None, :], out=bias.view(b, g, H, W, H, W))
-        out[:, heads] = F.scaled_dot_product_attention(q[:, heads], k[:, heads], v[:, heads], attn_mask=bias)
+        rel_y, rel_x = relative_terms(q[:, heads], tables)  # (b, g, H, W, H), (b, g, H, W, W)
+        g = rel_y.shape[1]
+        for y in range(0, H, rows):
+            n = min(rows, H - y)
+            queries = slice(y * W, (y + n) * W)
+            bias = buffer[: b * g * n * W * N].view(b, g, n * W, N)
+            if indicator is not None:  # short rows: one product expands the bias
+                terms = torch.cat([rel_y[:, :, y : y + n], rel_x[:, :, y : y + n]], -1)
+                torch.matmul(terms.reshape(b, g, n * W, H + W), indicator, out=bias)
+            else:
+                torch.add(rel_y[:, :, y : y + n, ..., None], rel_x[:, :, y : y + n, ..., None, :], out=bias.view(b, g, n, W, H, W))
+            out[:, heads, queries] = F.scaled_dot_product_attention(
+                q[:, heads, queries], k[:, heads], v[:, heads], attn_mask=bias
+            )
     return out
 
 
-def _folded(q, k, v, rel_y, rel_x) -> torch.Tensor:
+def _folded(q, k, v, tables) -> torch.Tensor:
     """Explicit attention for small grids: the bias folded into the query-key product.
 
     [q / sqrt(d), rel_y, rel_x] . [k, indicator] = q . k / sqrt(d) + bias, in one product
     (H + W extra columns, cheaper than adding a bias with short rows).
     """
-    b, h, H, W, _ = rel_y.shape
-    N, d = H * W, q.shape[-1]
+    (b, h, N, d), H, W = q.shape, len(tables[0]), len(tables[1])
+    rel_y, rel_x = relative_terms(q, tables)
     queries = torch.cat([q * d**-0.5, rel_y.reshape(b, h, N, H), rel_x.reshape(b, h, N, W)], -1).flatten(0, 1)
     keys = torch.cat([k, position_indicator(H, W, q).t().expand(b, h, N, H + W)], -1).flatten(0, 1)
     values = v.flatten(0, 1)
@@ -147,21 +182,21 @@ def _folded(q, k, v, rel_y, rel_x) -> torch.Tensor:
     return out.view(b, h, N, d)
 
 
-def _explicit(q, k, v, rel_y, rel_x) -> torch.Tensor:
+def _explicit(q, k, v, tables) -> torch.Tensor:
     """Explicit attention for large grids, a few query rows of one head at a time (in cache)."""
-    b, h, H, W, _ = rel_y.shape
-    N, d = H * W, q.shape[-1]
+    (b, h, N, d), H, W = q.shape, len(tables[0]), len(tables[1])
     queries = q * d**-0.5
     out = q.new_empty(b, h, N, d)
     rows = max(1, SCORE_ELEMENTS // (W * N))  # query grid rows per chunk
     for i in range(b):
         for j in range(h):
             keys_t = k[i, j].t()
+            rel_y, rel_x = relative_terms(q[i, j], tables)  # (H, W, H), (H, W, W)
             for y in range(0, H, rows):
                 n = min(rows, H - y)
                 scores = torch.mm(queries[i, j, y * W : (y + n) * W], keys_t)  # (n * W, N)
                 grid = scores.view(n, W, H, W)
-                grid.add_(rel_y[i, j, y : y + n, :, :, None]).add_(rel_x[i, j, y : y + n, :, None, :])
+                grid.add_(rel_y[y : y + n, :, :, None]).add_(rel_x[y : y + n, :, None, :])
                 torch.mm(torch.softmax(scores, -1), v[i, j], out=out[i, j, y * W : (y + n) * W])
     return out
 
