@@ -12,8 +12,7 @@ from torch import nn
 
 from .common import LayerNorm2d, MLPBlock
 
-# Largest attention bias built at once for the fused kernel (elements): 16 MB in fp32
-# (a global block needs at least one head's, 64 x 64 tokens squared: 64 MB).
+# Largest attention bias built at once for the fused kernel (elements): 16 MB in fp32.
 BIAS_ELEMENTS = 1 << 22
 # Attention scores computed at once on the explicit path (elements): 2 MB in bf16, in cache.
 SCORE_ELEMENTS = 1 << 20
@@ -65,7 +64,10 @@ def copy_windows(grid: torch.Tensor, windows: torch.Tensor, into_windows: bool) 
         if rest:
             pairs.append((rows[:, :, full * s :], row_windows[:, full, :, :rest]))
         for part, window_part in pairs:
-            (window_part.copy_(part) if into_windows else part.copy_(window_part))
+            if into_windows:
+                window_part.copy_(part)
+            else:
+                part.copy_(window_part)
 
 
 class Attention(nn.Module):
