@@ -153,6 +153,21 @@ def test_foreign_folder_is_left_untouched(tmp_path):
     assert (path / "zarr.json").exists()
 
 
+def test_store_created_by_another_process_between_two_looks_is_used(tmp_path, monkeypatch):
+    """The store appears after this process found no zarr.json but before it checked the folder."""
+    path = tmp_path / "store.zarr"
+    fill(EmbeddingStore(SIG, (1, 2), SMALL, path=path))
+    read = store_disk._read_metadata
+    looks = []
+
+    def first_look_misses(location):
+        looks.append(location)
+        return None if len(looks) == 1 else read(location)
+
+    monkeypatch.setattr(store_disk, "_read_metadata", first_look_misses)
+    assert_complete(EmbeddingStore(SIG, (1, 2), SMALL, path=path))
+
+
 def test_lru_evicts_least_recently_used():
     one = expected_tile(0, 0).nbytes
     store = EmbeddingStore(SIG, (1, 4), SMALL, memory_bytes=3 * one)

@@ -152,6 +152,8 @@ def open_store(location: Path, wanted: dict) -> Folder:
     for _ in range(_OPEN_ATTEMPTS):
         try:
             found = _read_metadata(location)
+            if found is None and location.exists():  # another process may have just moved its new store in
+                found = _read_metadata(location)
             if found is None and not location.exists():
                 _create(location, wanted)
             elif found is not None and _same_store(found, wanted):
