@@ -208,7 +208,6 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, window_size: int, grid_size: int) -> None:
         super().__init__()
-        self.window_size = window_size
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads, grid_size, window_size)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
