@@ -27,4 +27,9 @@ demo: install
 
 test: install-test
 	QT_API=pyqt6 $(XVFB) $(PYTHON) -m pytest -ra --durations=15
+	$(MAKE) --no-print-directory docs
+
+# the documentation site, strictly (a broken link or missing page fails), into site/
+docs:
+	$(PIP) -e ".[docs]"
 	$(PYTHON) -m mkdocs build --strict --quiet -f docs/mkdocs.yml -d ../site

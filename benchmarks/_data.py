@@ -1,4 +1,4 @@
-"""The real images the benchmarks run on (../shared/data beside the repository)."""
+"""The real images the benchmarks run on (tests/data, copied from ../shared/data)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-DSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei" / "dsb2018"
+DSB = Path(__file__).resolve().parents[1] / "tests" / "data" / "nuclei" / "dsb2018"
 
 
 def dsb_mosaic(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -38,12 +38,12 @@ from _reference import import_segment_anything, twin_models  # noqa: E402
 
 import samkit  # noqa: E402
 
-DSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei" / "dsb2018"
+DSB = Path(__file__).resolve().parents[1] / "tests" / "data" / "nuclei" / "dsb2018"
 IMAGE_ID = "1879f4f4f05e"  # 512 x 640, 4 large nuclei
 
 
 def real_image() -> tuple[np.ndarray, np.ndarray, str]:
-    """A DSB2018 image (H, W, 3) uint8, its labels and its name; samkit's sample image without ../shared."""
+    """A DSB2018 image (H, W, 3) uint8, its labels and its name; samkit's sample image without tests/data."""
     if (DSB / f"{IMAGE_ID}_img.png").is_file():
         import tifffile
         from PIL import Image

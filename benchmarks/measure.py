@@ -28,7 +28,7 @@ from skimage.measure import regionprops_table
 
 from samkit import measure
 
-DSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei" / "dsb2018"
+DSB = Path(__file__).resolve().parents[1] / "tests" / "data" / "nuclei" / "dsb2018"
 DENSE = ("432f367a4c5b", "550450e4bff4", "699f2992cd71", "fe9adb627a6f")  # 130-330 nuclei each
 SPACING = (0.5, 0.25)
 SKIMAGE = ("label", "centroid", "bbox", "area", "intensity_mean", "intensity_min", "intensity_max",

@@ -1,7 +1,7 @@
 """A real JupyterLab server on 127.0.0.1 and headless Chromium, for the widget's browser tests.
 
 Used by tests/test_widget_browser.py and benchmarks/widget.py. What it needs
-(installed by ``make install-browser``, which ``make test`` runs): the Debian
+(installed by ``make install-system``, which ``make test`` runs): the Debian
 package ``chromium`` and the Python packages ``jupyterlab`` and ``playwright``
 (whose own browser download is never used: Chromium comes from the system).
 All Jupyter and IPython settings live in a temporary folder, so nothing of
@@ -37,7 +37,7 @@ def chromium_path() -> str | None:
 def missing() -> str | None:
     """Why the browser tests cannot run here (None: they can)."""
     if chromium_path() is None:
-        return "no Chromium found (make install-browser installs the Debian package 'chromium')"
+        return "no Chromium found (make install-system installs the Debian package 'chromium')"
     for module in ("jupyterlab", "notebook", "playwright", "ipycanvas", "ipywidgets"):
         try:
             __import__(module)

@@ -19,8 +19,8 @@ from test_session import dsb_pairs
 
 
 @pytest.fixture(scope="module")
-def scene(shared_data):
-    return mosaic(dsb_pairs(shared_data), (2048, 2048))
+def scene(real_data):
+    return mosaic(dsb_pairs(real_data), (2048, 2048))
 
 
 def assert_reproduces(truth, labels):
@@ -227,11 +227,11 @@ def test_semi_automatic_keeps_confident_objects_and_hands_the_rest_to_the_user(s
     assert_reproduces(truth, samkit.LabelImage.open(tmp_path / "labels"))
 
 
-def test_deepforest_crowns_from_boxes(shared_data):
+def test_deepforest_crowns_from_boxes(real_data):
     """Every crown box of the 1035 x 1249 YELL scene gives one object, across windows; so does segment_all."""
     from PIL import Image
 
-    folder = shared_data / "ecology" / "deepforest"
+    folder = real_data / "ecology" / "deepforest"
     name = "2019_YELL_2_541000_4977000_image_crop"
     image = np.asarray(Image.open(folder / f"{name}.png"))[..., :3]
     boxes = np.array([[int(float(o.find("bndbox").find(k).text)) for k in ("ymin", "xmin", "ymax", "xmax")]

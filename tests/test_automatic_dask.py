@@ -36,8 +36,8 @@ def client():
 
 
 @pytest.fixture(scope="module")
-def scene(shared_data):
-    return mosaic(dsb_pairs(shared_data), (1024, 1024))
+def scene(real_data):
+    return mosaic(dsb_pairs(real_data), (1024, 1024))
 
 
 def test_two_workers_give_the_single_process_result(client, scene):

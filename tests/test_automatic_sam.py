@@ -20,10 +20,10 @@ def sam():
 
 
 @pytest.fixture(scope="module")
-def image(shared_data):
+def image(real_data):
     """A real fluorescence image of nuclei, cropped to 256 x 320."""
-    first = sorted((shared_data / "nuclei" / "dsb2018").glob("*_img.png"))[0].name.split("_img")[0]
-    return load_dsb(shared_data, first)[0][:256, :320]
+    first = sorted((real_data / "nuclei" / "dsb2018").glob("*_img.png"))[0].name.split("_img")[0]
+    return load_dsb(real_data, first)[0][:256, :320]
 
 
 def iou(a, b):

@@ -13,10 +13,10 @@ from conftest import load_dsb
 
 
 @pytest.fixture
-def image_path(shared_data, tmp_path, monkeypatch):
+def image_path(real_data, tmp_path, monkeypatch):
     monkeypatch.setenv("SAMKIT_CACHE_DIR", str(tmp_path / "cache"))  # no cached SAM: the classical fallback
-    first = sorted((shared_data / "nuclei" / "dsb2018").glob("*_img.png"))[0].name.split("_img")[0]
-    image, truth = load_dsb(shared_data, first)
+    first = sorted((real_data / "nuclei" / "dsb2018").glob("*_img.png"))[0].name.split("_img")[0]
+    image, truth = load_dsb(real_data, first)
     path = tmp_path / "nuclei.tif"
     tifffile.imwrite(path, image)
     return path, truth

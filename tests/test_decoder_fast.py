@@ -43,10 +43,10 @@ def model(checkpoint):
 
 
 @pytest.fixture(scope="module")
-def scene(checkpoint, model, shared_data):
+def scene(checkpoint, model, real_data):
     """Our predictor on a real image, the reference predictor on the same embedding, clicks in nuclei."""
     sa, ref, _ = checkpoint
-    image, labels = load_dsb(shared_data, WIDE)
+    image, labels = load_dsb(real_data, WIDE)
     predictor = samkit.Predictor(model)
     predictor.set_image(image)
     ref_predictor = sa.SamPredictor(ref)
@@ -107,12 +107,12 @@ def test_context_gives_what_raw_embeddings_give(scene, model):
         assert torch.equal(logits, raw_logits) and torch.equal(scores, raw_scores)
 
 
-def test_new_image_invalidates_the_context(scene, model, shared_data):
+def test_new_image_invalidates_the_context(scene, model, real_data):
     predictor, _, _ = scene
-    image, labels = load_dsb(shared_data, TALL)
+    image, labels = load_dsb(real_data, TALL)
     click = object_centres(labels, 1)[0]
     other = samkit.Predictor(model)
-    other.set_image(load_dsb(shared_data, WIDE)[0])
+    other.set_image(load_dsb(real_data, WIDE)[0])
     other.predict_best(points=[[100, 100]], labels=[1])  # its context now holds the wide image
     other.set_image(image)
     fresh = samkit.Predictor(model)
@@ -143,13 +143,13 @@ def _clicks_inside(labels, per_object, seed=0):
     return np.array(clicks)
 
 
-def test_bf16_agrees_with_fp32(scene, checkpoint, shared_data):
+def test_bf16_agrees_with_fp32(scene, checkpoint, real_data):
     predictor, _, _ = scene
     half = samkit.Predictor(samkit.load_model(checkpoint[2], device="cpu", precision="bf16"))
     half.embedding = predictor.embedding  # the same fp32 embedding: this is about the decoder
     half.image_shape, half.input_shape = predictor.image_shape, predictor.input_shape
     ious, score_errors, scales = [], [], []
-    for click in _clicks_inside(load_dsb(shared_data, WIDE)[1], per_object=3):
+    for click in _clicks_inside(load_dsb(real_data, WIDE)[1], per_object=3):
         want, got = predictor.predict(points=[click], labels=[1]), half.predict_best(points=[click], labels=[1])
         ious.append(_iou(got.mask, want.masks[got.index]))
         score_errors.append(np.abs(half.predict(points=[click], labels=[1]).scores - want.scores).max())

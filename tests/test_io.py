@@ -15,9 +15,9 @@ zarr = pytest.importorskip("zarr")
 SVS = "slide/cmu_small_region.svs"
 
 
-def examplehuman(shared_data) -> np.ndarray:
+def examplehuman(real_data) -> np.ndarray:
     """The three ExampleHuman channels (DNA, pH3, cytoplasm) as a (3, 512, 512) uint8 stack."""
-    folder = shared_data / "cells" / "examplehuman"
+    folder = real_data / "cells" / "examplehuman"
     return np.stack([tifffile.imread(next(folder.glob(f"*d{i}.tif"))) for i in range(3)])
 
 
@@ -27,8 +27,8 @@ def vm_rss() -> int:
 
 
 # -- TIFF family ---------------------------------------------------------------
-def test_ome_tiff_round_trip(shared_data, tmp_path):
-    stack = examplehuman(shared_data)
+def test_ome_tiff_round_trip(real_data, tmp_path):
+    stack = examplehuman(real_data)
     path = tmp_path / "human.ome.tif"
     metadata = {
         "axes": "CYX", "PhysicalSizeX": 0.65, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": 0.65,
@@ -53,8 +53,8 @@ def test_ome_tiff_round_trip(shared_data, tmp_path):
     np.testing.assert_array_equal(dna.read(0, 0, 512, 512)[..., 0], stack[0])
 
 
-def test_svs_slide(shared_data):
-    path = shared_data / SVS
+def test_svs_slide(real_data):
+    path = real_data / SVS
     with open_image(path) as image:
         # level 0 is 2220 wide and 2967 high ("2220x2967" in its description)
         assert image.shape == (2967, 2220, 3) and image.axes == "YXS"
@@ -66,8 +66,8 @@ def test_svs_slide(shared_data):
         np.testing.assert_array_equal(image[1200:1700, 300:1000], expected)
 
 
-def test_pyramidal_tiff_levels(shared_data, tmp_path):
-    level0 = tifffile.imread(shared_data / SVS)[:2048, :2048]
+def test_pyramidal_tiff_levels(real_data, tmp_path):
+    level0 = tifffile.imread(real_data / SVS)[:2048, :2048]
     pyramid = [level0, level0[::2, ::2], level0[::4, ::4]]
     path = tmp_path / "pyramid.ome.tif"
     with tifffile.TiffWriter(path) as tif:
@@ -153,14 +153,14 @@ def test_resolution_tags(tmp_path, resolution, unit, expected):
         assert image.spacing == pytest.approx({"Y": expected, "X": expected}) and image.unit == "µm"
 
 
-def test_geotiff(shared_data):
-    image = open_image(shared_data / "ecology" / "deepforest" / "OSBS_029.tif")
+def test_geotiff(real_data):
+    image = open_image(real_data / "ecology" / "deepforest" / "OSBS_029.tif")
     assert image.shape == (400, 400, 3) and image.axes == "YXS"
     assert image.spacing == pytest.approx({"Y": 0.1, "X": 0.1}) and image.unit == "m"
 
 
-def test_thread_safe_reads(shared_data):
-    path = shared_data / SVS
+def test_thread_safe_reads(real_data):
+    path = real_data / SVS
     expected = tifffile.imread(path)
     image = open_image(path)
     errors = []
@@ -203,10 +203,10 @@ def test_tiff_without_zarr_is_read_whole_with_a_warning(tmp_path, monkeypatch):
 
 
 # -- PNG and zarr --------------------------------------------------------------
-def test_png(shared_data):
+def test_png(real_data):
     from PIL import Image as PILImage
 
-    path = next((shared_data / "nuclei" / "dsb2018").glob("*_img.png"))
+    path = next((real_data / "nuclei" / "dsb2018").glob("*_img.png"))
     image = imread(path)
     expected = np.asarray(PILImage.open(path))
     assert image.shape == expected.shape and image.axes == ("YXS" if expected.ndim == 3 else "YX")

@@ -83,8 +83,8 @@ def test_committing_every_object_reproduces_ground_truth(gt, where):
     np.testing.assert_array_equal(labels.mask(5).to_array(gt.shape), expected == 5)
 
 
-def test_dense_touching_objects_from_shared_data(shared_data):
-    _, gt = load_dsb(shared_data, "1d9eacb3161f")  # 115 touching nuclei
+def test_dense_touching_objects_from_shared_data(real_data):
+    _, gt = load_dsb(real_data, "1d9eacb3161f")  # 115 touching nuclei
     order = np.unique(gt)[1:][::-1]
     labels = LabelImage(gt.shape, chunks=(256, 256))
     commit_all(labels, gt, order)

@@ -87,8 +87,8 @@ def nuclei():
 
 @pytest.mark.parametrize("spacing", [None, (0.5, 0.25)], ids=["pixels", "anisotropic"])
 @pytest.mark.parametrize("image_id", DSB_IDS)
-def test_dsb_matches_regionprops(shared_data, image_id, spacing):
-    image, labels = load_dsb(shared_data, image_id)
+def test_dsb_matches_regionprops(real_data, image_id, spacing):
+    image, labels = load_dsb(real_data, image_id)
     unit = None if spacing is None else "um"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # perimeter is NaN for anisotropic spacing
@@ -102,8 +102,8 @@ def test_dsb_matches_regionprops(shared_data, image_id, spacing):
 
 
 @pytest.mark.parametrize("spacing", [0.65, (0.5, 0.25)], ids=["isotropic", "anisotropic"])
-def test_stardist_matches_regionprops(shared_data, spacing):
-    folder = shared_data / "nuclei" / "stardist"
+def test_stardist_matches_regionprops(real_data, spacing):
+    folder = real_data / "nuclei" / "stardist"
     labels, image = tifffile.imread(folder / "mask2d.tif"), tifffile.imread(folder / "img2d.tif")  # uint16
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -129,10 +129,10 @@ def test_packaged_nuclei_basic_columns(nuclei):
     assert "area_px2" in pixels and "centroid_x_px" in pixels and pixels.attrs["unit"] is None
 
 
-def test_3d_matches_regionprops(shared_data):
+def test_3d_matches_regionprops(real_data):
     """Nuclei as 3D lenses: a DSB2018 label image in the middle planes, its objects shrunk by
     one pixel above and below; planes 2 um apart, pixels 0.5 um."""
-    image, labels = load_dsb(shared_data, "432f367a4c5b")
+    image, labels = load_dsb(real_data, "432f367a4c5b")
     labels, image = labels[:260], image[:260, :, 0]
     labels = np.where(np.isin(labels, labels[-1]), 0, labels)  # no objects cut flat by the crop
     inner = np.where(ndimage.minimum_filter(labels, 3) == ndimage.maximum_filter(labels, 3), labels, 0)
@@ -188,10 +188,10 @@ def test_weighted_centroid_and_aliases(nuclei):
 
 
 @pytest.fixture(scope="module")
-def examplehuman(shared_data, tmp_path_factory):
+def examplehuman(real_data, tmp_path_factory):
     """ExampleHuman's 3 channels as one OME-TIFF (CYX, 0.65 µm pixels, named channels), and
     nuclei labels from Otsu thresholding of the DNA channel."""
-    folder = shared_data / "cells" / "examplehuman"
+    folder = real_data / "cells" / "examplehuman"
     channels = np.stack([tifffile.imread(next(folder.glob(f"*d{c}.tif"))) for c in range(3)])  # (3, 512, 512) uint8
     path = tmp_path_factory.mktemp("examplehuman") / "examplehuman.ome.tif"
     metadata = {"axes": "CYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65, "PhysicalSizeXUnit": "µm",
@@ -225,9 +225,9 @@ def test_examplehuman_ome_tiff_units_and_channels(examplehuman):
 
 
 @pytest.fixture(scope="module")
-def scene(shared_data):
+def scene(real_data):
     """A 1000 x 1100 mosaic of DSB2018 images with their labels, renumbered (~1300 nuclei)."""
-    pairs = [load_dsb(shared_data, i) for i in ("432f367a4c5b", "550450e4bff4", "699f2992cd71", "fe9adb627a6f")]
+    pairs = [load_dsb(real_data, i) for i in ("432f367a4c5b", "550450e4bff4", "699f2992cd71", "fe9adb627a6f")]
     image, labels = mosaic(pairs, (1000, 1100))
     return image, labels.astype(np.uint32)
 

@@ -14,9 +14,9 @@ from conftest import load_dsb
 
 
 @pytest.fixture(scope="module")
-def truth(shared_data):
-    ids = sorted(p.name.split("_img")[0] for p in (shared_data / "nuclei" / "dsb2018").glob("*_img.png"))
-    labels = next(lab for lab in (load_dsb(shared_data, i)[1] for i in ids) if len(np.unique(lab)) > 60)
+def truth(real_data):
+    ids = sorted(p.name.split("_img")[0] for p in (real_data / "nuclei" / "dsb2018").glob("*_img.png"))
+    labels = next(lab for lab in (load_dsb(real_data, i)[1] for i in ids) if len(np.unique(lab)) > 60)
     return labels.astype(np.int32)
 
 

@@ -10,18 +10,18 @@ nbclient = pytest.importorskip("nbclient", reason="executing notebooks needs nbc
 pytest.importorskip("ipycanvas", reason="the notebooks need the notebook extra: pip install -e '.[notebook]'")
 import nbformat  # noqa: E402
 
-from conftest import SHARED_DATA  # noqa: E402
+from conftest import REAL_DATA  # noqa: E402
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path):
-    # the notebook runs in a copy of notebooks/, with ../../shared where it is beside the repo
+    # the notebook runs in a copy of notebooks/, with ../../shared/data (the shipped test images) beside the repo
     folder = tmp_path / "repo" / "notebooks"
     folder.mkdir(parents=True)
-    if SHARED_DATA.is_dir():
-        (tmp_path / "shared").symlink_to(SHARED_DATA.parent)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "data").symlink_to(REAL_DATA)
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
     client.execute()

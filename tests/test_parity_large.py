@@ -45,9 +45,9 @@ def test_decoder_matches_on_a_shared_embedding(pair):
 
 
 @pytest.mark.slow
-def test_embedding_and_masks_match(pair, shared_data):
+def test_embedding_and_masks_match(pair, real_data):
     _, sa, ref, ours = pair
-    image, labels = load_dsb(shared_data, "0ed3555a4bd4")  # 256 x 256
+    image, labels = load_dsb(real_data, "0ed3555a4bd4")  # 256 x 256
     ref_predictor = sa.SamPredictor(ref)
     ref_predictor.set_image(image)
     predictor = samkit.Predictor(ours)

@@ -30,9 +30,9 @@ def models(tmp_path_factory):
 
 # image id -> a wide (512 x 640) and a tall (519 x 161) image, both non-square
 @pytest.fixture(scope="module", params=["1879f4f4f05e", "ca20076870e8"])
-def scene(request, models, shared_data):
+def scene(request, models, real_data):
     sa, ref, ours = models
-    image, labels = load_dsb(shared_data, request.param)
+    image, labels = load_dsb(real_data, request.param)
     ref_predictor = sa.SamPredictor(ref)
     ref_predictor.set_image(image)
     predictor = samkit.Predictor(ours)

@@ -15,11 +15,11 @@ from samkit.testing import OracleModel, mosaic
 from conftest import innermost
 
 
-def dsb_pairs(shared_data):
+def dsb_pairs(real_data):
     import tifffile
     from PIL import Image
 
-    folder = shared_data / "nuclei" / "dsb2018"
+    folder = real_data / "nuclei" / "dsb2018"
     pairs = []
     for path in sorted(folder.glob("*_img.png")):
         image = np.asarray(Image.open(path).convert("RGB"))
@@ -29,8 +29,8 @@ def dsb_pairs(shared_data):
 
 
 @pytest.fixture(scope="module")
-def scene(shared_data):
-    return mosaic(dsb_pairs(shared_data), (4096, 4096))
+def scene(real_data):
+    return mosaic(dsb_pairs(real_data), (4096, 4096))
 
 
 def objects_to_check(labels, grid: TileGrid, limit: int, seed: int = 0):
@@ -252,10 +252,10 @@ def test_pyramid_level_embeds_coarser_windows_and_masks_come_back_full_size(tmp_
     assert min(ious) > 0.8 and np.mean(ious) > 0.9  # exact at level 1, so only the 2x downsampling differs
 
 
-def test_multichannel_ome_tiff_maps_chosen_channels_once_for_all_windows(shared_data, tmp_path):
+def test_multichannel_ome_tiff_maps_chosen_channels_once_for_all_windows(real_data, tmp_path):
     import tifffile
 
-    folder = shared_data / "cells" / "examplehuman"
+    folder = real_data / "cells" / "examplehuman"
     channels = np.stack([tifffile.imread(p) for p in sorted(folder.glob("*.tif"))])  # (3, 512, 512) uint8
     stack = (channels.astype(np.uint16) * 200)  # as a 16-bit camera would store it
     path = tmp_path / "cells.ome.tif"
@@ -270,8 +270,8 @@ def test_multichannel_ome_tiff_maps_chosen_channels_once_for_all_windows(shared_
 
 
 @pytest.mark.slow
-def test_large_mosaic_every_crossing_object_whole(shared_data):
-    image, labels = mosaic(dsb_pairs(shared_data), (8192, 8192))
+def test_large_mosaic_every_crossing_object_whole(real_data):
+    image, labels = mosaic(dsb_pairs(real_data), (8192, 8192))
     session = Session(image, OracleModel(labels), tile_size=1024, halo=16)
     chosen, boxes = objects_to_check(labels, session.grid, limit=2000, seed=2)
     assert len(chosen) > 1000

@@ -100,12 +100,12 @@ def test_render_at_one_to_one_and_zoomed_out_is_the_image_sampled(sample):
     np.testing.assert_array_equal(frame[3::4, 3::4], image[125:175, 210:290])
 
 
-def test_a_zoomed_out_view_of_a_pyramid_reads_a_coarse_level(shared_data, tmp_path):
+def test_a_zoomed_out_view_of_a_pyramid_reads_a_coarse_level(real_data, tmp_path):
     import tifffile
 
     from samkit.widget.display import pick
 
-    level0 = np.asarray(samkit.open_image(shared_data / "slide" / "cmu_small_region.svs").yxc()[:])
+    level0 = np.asarray(samkit.open_image(real_data / "slide" / "cmu_small_region.svs").yxc()[:])
     levels = [level0, level0[::2, ::2], level0[::4, ::4]]
     with tifffile.TiffWriter(tmp_path / "pyramid.ome.tif") as tif:  # a pyramidal OME-TIFF of the real slide
         tif.write(levels[0], subifds=2, tile=(256, 256), photometric="rgb")
@@ -217,8 +217,8 @@ def test_clicks_drags_keys_and_buttons_commit_the_ground_truth(sample, tmp_path)
     np.testing.assert_array_equal(np.asarray(samkit.LabelImage.open(tmp_path / "saved")), np.asarray(annotator.labels))
 
 
-def test_a_negative_point_splits_off_the_neighbour(shared_data):
-    image, truth = load_dsb(shared_data, "1d9eacb3161f")
+def test_a_negative_point_splits_off_the_neighbour(real_data):
+    image, truth = load_dsb(real_data, "1d9eacb3161f")
     annotator = samkit.Annotator(image, OracleModel(truth), canvas_size=(400, 500))
     boxes = ndimage.find_objects(truth)
     label = next(i for i, b in enumerate(boxes, 1) if b is not None)
@@ -231,8 +231,8 @@ def test_a_negative_point_splits_off_the_neighbour(shared_data):
     np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == label)
 
 
-def test_zoom_and_pan_keep_clicks_on_the_right_pixels(shared_data):
-    pairs = [load_dsb(shared_data, i) for i in ("ade080c6618c", "1d9eacb3161f", "472b1c5ff988")]
+def test_zoom_and_pan_keep_clicks_on_the_right_pixels(real_data):
+    pairs = [load_dsb(real_data, i) for i in ("ade080c6618c", "1d9eacb3161f", "472b1c5ff988")]
     image, truth = mosaic(pairs, (3000, 3000))
     annotator = samkit.Annotator(image, OracleModel(truth), tile_size=512, halo=32, prefetch=False)
     page = Page(annotator)
@@ -341,10 +341,10 @@ def test_autosave_survives_a_new_annotator(sample, tmp_path):
     assert second.labels.next_label == 3
 
 
-def test_sixteen_bit_multichannel_display_has_contrast_and_channels(shared_data):
+def test_sixteen_bit_multichannel_display_has_contrast_and_channels(real_data):
     import tifffile
 
-    nuclei = tifffile.imread(shared_data / "nuclei" / "stardist" / "img2d.tif")
+    nuclei = tifffile.imread(real_data / "nuclei" / "stardist" / "img2d.tif")
     stack = np.stack([nuclei, nuclei[::-1], nuclei[:, ::-1]], axis=0)  # (C, H, W) uint16
     image = samkit.open_image(stack, axes="CYX", channel_names=["DNA", "up-down", "left-right"])
     annotator = samkit.Annotator(image, OracleModel(np.zeros(nuclei.shape, int)), prefetch=False)

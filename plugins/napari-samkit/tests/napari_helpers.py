@@ -12,15 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
+# the real test images shipped with samkit's tests (tests/data in the repository)
+REAL_DATA = Path(__file__).resolve().parents[3] / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
 def dsb():
-    """Load a DSB2018 image (H, W, 3) uint8 and its (H, W) ground-truth labels from ../shared."""
-    folder = SHARED_DATA / "nuclei" / "dsb2018"
-    if not folder.is_dir():
-        pytest.skip(f"real test images not found at {folder} (a fresh clone has no ../shared)")
+    """Load a DSB2018 image (H, W, 3) uint8 and its (H, W) ground-truth labels from tests/data."""
+    folder = REAL_DATA / "nuclei" / "dsb2018"
     import tifffile
     from PIL import Image
 
