@@ -45,3 +45,32 @@ def innermost(labels: np.ndarray, box, label: int) -> tuple[int, int]:
     depth = ndimage.distance_transform_edt(np.pad(labels[box] == label, 1))[1:-1, 1:-1]
     y, x = np.unravel_index(np.argmax(depth), depth.shape)
     return box[0].start + int(y), box[1].start + int(x)
+
+
+def farthest_pixel(labels: np.ndarray, label: int) -> tuple[int, int]:
+    """(y, x) of the pixel of object ``label`` farthest from its innermost pixel (on its edge)."""
+    from scipy import ndimage
+
+    centre = innermost(labels, ndimage.find_objects((labels == label).astype(np.uint8))[0], label)
+    rows, cols = np.nonzero(labels == label)
+    far = np.argmax((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2)
+    return int(rows[far]), int(cols[far])
+
+
+def touching_pair(labels: np.ndarray) -> tuple[int, int]:
+    """Ids (a, b) of two touching objects, both as large as possible (each over 150 pixels)."""
+    from scipy import ndimage
+
+    best = None
+    for a, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+        region = labels[grown]
+        near = ndimage.binary_dilation(region == a) & (region != a) & (region > 0)
+        for b in np.unique(region[near]):
+            size = min(np.count_nonzero(labels == a), np.count_nonzero(labels == b))
+            if size > 150 and (best is None or size > best[0]):
+                best = (size, a, int(b))
+    assert best is not None, "no two touching objects of over 150 pixels"
+    return best[1], best[2]

@@ -16,11 +16,11 @@ from scipy import ndimage
 pytest.importorskip("ipycanvas", reason="the widget needs the notebook extra: pip install -e '.[notebook]'")
 
 import samkit  # noqa: E402
-from samkit.testing import OracleModel, mosaic  # noqa: E402
+from samkit.testing import OracleModel, SamLikeModel, mosaic  # noqa: E402
 from samkit.widget.display import READ_BUDGET, ImageDisplay, LabelDisplay, Overview, Source  # noqa: E402
 from samkit.widget.viewport import Viewport  # noqa: E402
 
-from conftest import innermost, load_dsb  # noqa: E402
+from conftest import farthest_pixel, innermost, load_dsb, touching_pair  # noqa: E402
 
 
 class Page:
@@ -217,18 +217,35 @@ def test_clicks_drags_keys_and_buttons_commit_the_ground_truth(sample, tmp_path)
     np.testing.assert_array_equal(np.asarray(samkit.LabelImage.open(tmp_path / "saved")), np.asarray(annotator.labels))
 
 
-def test_a_negative_point_splits_off_the_neighbour(real_data):
+def test_a_negative_point_cuts_the_object_and_a_box_around_two_keeps_one(real_data):
+    """The SAM-like model (edge noise 0, so the expected masks are exact): a negative point must reach
+    the model as negative, at the right pixel (the exact oracle ignores negative points)."""
     image, truth = load_dsb(real_data, "1d9eacb3161f")
-    annotator = samkit.Annotator(image, OracleModel(truth), canvas_size=(400, 500))
-    boxes = ndimage.find_objects(truth)
-    label = next(i for i, b in enumerate(boxes, 1) if b is not None)
+    model = SamLikeModel(truth, noise=0)
+    annotator = samkit.Annotator(image, model, canvas_size=(400, 500))
+    session = samkit.Session(image, model)
+    a, b = touching_pair(truth)
+    inside, near_edge = innermost(truth, ndimage.find_objects(truth)[a - 1], a), farthest_pixel(truth, a)
     page = Page(annotator)
-    page.click(*innermost(truth, boxes[label - 1], label))
+    page.click(*inside)
     annotator.controls.mode.value = "negative"
-    other = next(i for i, b in enumerate(boxes, 1) if b is not None and i != label)
-    page.click(*innermost(truth, boxes[other - 1], other))
+    page.click(*near_edge)
     assert annotator.annotation.point_labels == [1, 0]
-    np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == label)
+    shown = annotator.annotation.mask.to_array(truth.shape)
+    clicked = annotator.annotation.points  # where the clicks landed (pixel centres)
+    np.testing.assert_allclose(clicked, [inside, near_edge], atol=1)
+    expected = session.segment(points=clicked, labels=[1, 0]).to_array(truth.shape)
+    np.testing.assert_array_equal(shown, expected)
+    assert shown[inside] and not shown[near_edge] and (shown <= (truth == a)).all() and shown.sum() < (truth == a).sum()
+    # a dragged box around the touching pair gives both; a negative click on one takes it away
+    page.key("Escape")
+    ys, xs = np.nonzero(np.isin(truth, [a, b]))
+    annotator.controls.mode.value = "positive"
+    page.drag((ys.min(), xs.min()), (ys.max(), xs.max()))
+    np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), np.isin(truth, [a, b]))
+    annotator.controls.mode.value = "negative"
+    page.click(*innermost(truth, ndimage.find_objects(truth)[b - 1], b))
+    np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == a)
 
 
 def test_zoom_and_pan_keep_clicks_on_the_right_pixels(real_data):

@@ -32,6 +32,7 @@ class LabelLookupModel:
     """Base class: subclasses implement :meth:`label_window`."""
 
     is_sam = False
+    accepts_mask_input = False
     name = "label lookup"
     dtype = "int32"
 

@@ -14,6 +14,9 @@ Optional: ``input_size`` (default window side, 1024), ``batch_size``
 ``name`` : str
     Shown to users ("SAM vit_b (sam_vit_b_01ec64.pth)", "classical ... not SAM").
 ``is_sam`` : bool
+``accepts_mask_input`` : bool
+    Whether ``decode`` uses ``mask_input`` (a previous mask as SAM's (1, 256,
+    256) low-res logits); models without it are not sent one.
 ``embedding_spec(window_shape) -> (shape, dtype)``
     Shape and storage dtype of one window's embedding.
 ``signature() -> dict``
@@ -110,6 +113,7 @@ class SamWindows:
     """
 
     is_sam = True
+    accepts_mask_input = True
 
     def __init__(self, sam: Sam) -> None:
         self.sam = sam

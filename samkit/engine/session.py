@@ -333,7 +333,8 @@ class Session:
         if not any(w_lab) and w_box is None:
             return None  # nothing designates the object here
         if result is None:
-            mask_logits = None if mask_input is None or not self.model.is_sam else self._lowres(mask_input, window)
+            refine = mask_input is not None and getattr(self.model, "accepts_mask_input", False)
+            mask_logits = self._lowres(mask_input, window) if refine else None
             result = self._decoder(index, timeout)(
                 points=np.array(w_pts) if w_pts else None,
                 labels=np.array(w_lab) if w_pts else None,
