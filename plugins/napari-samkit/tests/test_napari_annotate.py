@@ -129,6 +129,7 @@ def test_moving_and_removing_points_decode_again(annotating, qtbot):
     assert annotator.annotation.points == [tuple(float(v) for v in innermost(truth, b))]
     click(annotator, *innermost(truth, a))
     wait_for_preview(qtbot, annotator, truth == b)  # the first positive point decides (oracle rule)
+    layer.mode = "select"  # a user selects a point to flip it (in add mode G changes only new points)
     layer.selected_data = {0}
     press(widget.viewer, "G")  # flips the selected point to background: now the second point's object
     assert annotator.annotation.point_labels == [0, 1] and widget.negative.isChecked()
@@ -141,3 +142,29 @@ def test_moving_and_removing_points_decode_again(annotating, qtbot):
     layer.remove_selected()
     wait_for_preview(qtbot, annotator, np.zeros(truth.shape, bool))
     assert annotator.annotation.points == []
+
+
+def test_negative_point_reaches_the_model_as_negative(widget, qtbot, dsb, notes):
+    """The SAM-like test model (edge noise 0, so the expected mask is exact): a negative point inside
+    the clicked object cuts away the part of it nearer to that point (the exact oracle ignores
+    negative points, so it cannot show a lost sign)."""
+    from samkit.testing import SamLikeModel
+
+    image, truth = dsb(IMAGE_ID)
+    widget.viewer.add_image(image, name="dsb", rgb=True, scale=SCALE, translate=TRANSLATE)
+    model = SamLikeModel(truth, noise=0)
+    annotator = start(widget, qtbot, model)
+    label = largest(truth, 1)[0]
+    inside = innermost(truth, label)
+    rows, cols = np.nonzero(truth == label)
+    far = int(np.argmax((rows - inside[0]) ** 2 + (cols - inside[1]) ** 2))
+    near_edge = (int(rows[far]), int(cols[far]))
+    click(annotator, *inside)
+    wait_for_preview(qtbot, annotator, truth == label)
+    click(annotator, *near_edge, positive=False)
+    qtbot.waitUntil(lambda: annotator.annotation.point_labels == [1, 0])
+    expected = samkit.Session(image, model).segment(points=annotator.annotation.points, labels=[1, 0])
+    wait_for_preview(qtbot, annotator, expected.to_array(truth.shape))
+    shown = annotator.preview_array()
+    assert shown[inside] and not shown[near_edge] and shown.sum() < (truth == label).sum()
+    no_traceback(notes)

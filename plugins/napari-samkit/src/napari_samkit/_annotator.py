@@ -234,11 +234,12 @@ class Annotator(QObject):
             self.status.emit(f"next object: {label}")
 
     def toggle_sign(self) -> None:
-        """Switch new points (and the selected ones) between object and background."""
+        """Switch new points between object and background; in select mode the selected ones too
+        (in add mode napari keeps the point just added selected: it must not flip)."""
         self.positive = not self.positive
         self.points.feature_defaults = {"positive": self.positive}
         selected = [i for i in sorted(self.points.selected_data) if i < len(self.points.data)]
-        if selected:
+        if selected and str(self.points.mode) == "select":
             positive = np.asarray(self.points.features["positive"], bool).copy()
             positive[selected] = self.positive
             with self._quiet():
