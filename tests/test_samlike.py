@@ -186,6 +186,8 @@ def test_objects_are_followed_across_windows_that_disagree(scene, tile_size, hal
         followed += i in crossing and len(mask.prompt["windows"]) > 1
         assert truth.any()
     scores = np.array(scores)
+    print(f"tile {tile_size} halo {halo}: {len(scores)} objects, mean IoU {scores.mean():.3f}, "
+          f"{np.mean(scores < 0.6):.3f} below 0.6, {followed} followed across windows")
     assert np.mean(scores) > 0.85, np.mean(scores)
     assert np.mean(scores < 0.6) < 0.02  # a cut object (IoU ~0.5) is rare, from noise on tiny ones only
     if halo == 2:
