@@ -12,6 +12,7 @@ from .device import PRECISIONS
 from .errors import InvalidPromptError, NotReadyError
 from .intensity import to_rgb8
 from .models.sam import DecoderContext, Sam
+from .models.sam2 import Sam2, Sam2DecoderContext, Sam2Embedding
 from .prompts import batch_size, check_boxes, check_mask_input, check_points
 
 
@@ -53,7 +54,8 @@ def input_size(shape: tuple[int, int], side: int) -> tuple[int, int]:
 class Predictor:
     """Embed one image once, then decode masks from prompts in milliseconds.
 
-    The image is resized so its long side is 1024 (SAM's input). For images
+    The image is resized so its long side is 1024 (SAM's input; SAM 2
+    stretches it to 1024 x 1024). For images
     larger than that, prefer :class:`samkit.Session`, which tiles instead.
 
     Examples
@@ -64,20 +66,24 @@ class Predictor:
     >>> best = predictor.predict_best(points=[[120, 80]], labels=[1])  # doctest: +SKIP
     """
 
-    def __init__(self, model: Sam) -> None:
+    def __init__(self, model: Sam | Sam2) -> None:
         self.model = model
-        self._embedding: torch.Tensor | None = None
-        self._context: DecoderContext | None = None  # the decoder's per-image work, made on first use
+        self._embedding: torch.Tensor | Sam2Embedding | None = None
+        self._context: DecoderContext | Sam2DecoderContext | None = None  # the decoder's per-image work, made on first use
         self.image_shape: tuple[int, int] | None = None  # (H, W) of the original image
         self.input_shape: tuple[int, int] | None = None  # (h, w) inside the 1024 input
 
     @property
-    def embedding(self) -> torch.Tensor | None:
-        """(1, 256, 64, 64) embedding of the current image, or None before :meth:`set_image`."""
+    def embedding(self) -> torch.Tensor | Sam2Embedding | None:
+        """Embedding of the current image, or None before :meth:`set_image`.
+
+        SAM: a (1, 256, 64, 64) tensor. SAM 2: a :class:`samkit.models.sam2.Sam2Embedding`
+        (image embedding and two high-res feature maps).
+        """
         return self._embedding
 
     @embedding.setter
-    def embedding(self, value: torch.Tensor | None) -> None:
+    def embedding(self, value: torch.Tensor | Sam2Embedding | None) -> None:
         self._embedding, self._context = value, None
 
     def set_image(self, image, *, value_range: tuple[float, float] | None = None) -> None:
@@ -88,9 +94,13 @@ class Predictor:
         """
         rgb = to_rgb8(image, value_range=value_range)
         shape = rgb.shape[:2]
-        h, w = input_size(shape, self.model.image_size)
-        resized = np.array(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
-        tensor = torch.from_numpy(resized).permute(2, 0, 1)[None].float()  # (1, 3, h, w)
+        if self.model.stretches_input:  # SAM 2 resizes to its square input itself (in float, antialiased)
+            h = w = self.model.image_size
+            resized = rgb
+        else:
+            h, w = input_size(shape, self.model.image_size)
+            resized = np.array(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+        tensor = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1)[None].float()  # (1, 3, h, w)
         self.embedding = self.model.embed(tensor)
         self.image_shape, self.input_shape = shape, (h, w)
 
@@ -131,7 +141,7 @@ class Predictor:
         result = Prediction(
             masks=(full > self.model.mask_threshold).cpu().numpy(),
             scores=scores.cpu().numpy(),
-            logits=logits.cpu().numpy(),
+            logits=self._handed_out(logits).cpu().numpy(),
         )
         return result if batched else Prediction(*(a[0] for a in result))
 
@@ -180,7 +190,12 @@ class Predictor:
         crop, (y0, x0) = self.model.upscale_mask(logits[0, index], self.input_shape, self.image_shape)
         mask = np.zeros(self.image_shape, dtype=bool)
         mask[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop.cpu().numpy()
-        return BestMask(mask, float(scores[0, index]), logits[0, index].cpu().numpy(), index)
+        return BestMask(mask, float(scores[0, index]), self._handed_out(logits[0, index]).cpu().numpy(), index)
+
+    def _handed_out(self, logits: torch.Tensor) -> torch.Tensor:
+        """Low-res logits as the model's official predictor hands them out (SAM 2 clamps them to +-32)."""
+        limit = self.model.low_res_logit_limit
+        return logits if limit is None else logits.clamp(-limit, limit)
 
     def _decode(self, points, labels, box, mask_input, multimask: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """Check the prompts and decode them: low-res logits (B, M, 256, 256), scores (B, M), batched."""
@@ -210,7 +225,7 @@ class Predictor:
         )
         return logits, scores, batched
 
-    def _decoder_context(self) -> DecoderContext:
+    def _decoder_context(self) -> DecoderContext | Sam2DecoderContext:
         """The decoder's per-image work, redone when the image or the model's precision changed."""
         dtype = self._context and self._context.image.image.dtype
         if self._context is None or dtype != PRECISIONS[self.model.precision]:

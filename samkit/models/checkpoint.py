@@ -5,6 +5,8 @@ Layouts understood:
 * Meta's SAM files (``sam_vit_b_01ec64.pth`` ...): a plain state dict with
   ``image_encoder.*``, ``prompt_encoder.*`` and ``mask_decoder.*`` keys.
 * MobileSAM's ``mobile_sam.pt``: the same, with a TinyViT ``image_encoder``.
+* Meta's SAM 2.1 files (``sam2.1_hiera_*.pt``): ``{"model": state dict}``
+  with ``image_encoder.trunk.*`` keys (built by :mod:`samkit.models.sam2`).
 * micro-sam's model files: a dict with ``model_state`` (keys possibly
   prefixed ``sam.`` or ``module.sam.``) and, for models with an instance
   segmentation decoder, ``decoder_state``, which is kept for later use.
@@ -51,6 +53,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path.name} holds a {type(obj).__name__}, not a state dict")
     extras = {}
+    if isinstance(obj.get("model"), dict):  # SAM 2's official container: {"model": state dict}
+        obj = obj["model"]
     if "model_state" in obj:  # micro-sam container
         extras = {k: v for k, v in obj.items() if k != "model_state"}
         obj = obj["model_state"]

@@ -40,14 +40,17 @@ class MLPBlock(nn.Module):
 
 
 class MLP(nn.Module):
-    """``depth`` linear layers with ReLU between them (decoder heads)."""
+    """``depth`` linear layers with an activation (ReLU unless ``act``) between them (decoder heads)."""
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, depth: int) -> None:
+    def __init__(
+        self, in_dim: int, hidden_dim: int, out_dim: int, depth: int, act: type[nn.Module] = nn.ReLU
+    ) -> None:
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (depth - 1) + [out_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
+            x = self.act(layer(x))
         return self.layers[-1](x)

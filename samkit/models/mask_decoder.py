@@ -18,10 +18,10 @@ from .transformer import ImageContext, TwoWayTransformer
 
 
 class MaskDecoder(nn.Module):
-    def __init__(self, dim: int = 256, num_multimask: int = 3) -> None:
+    def __init__(self, dim: int = 256, num_multimask: int = 3, transformer: TwoWayTransformer | None = None) -> None:
         super().__init__()
         self.num_mask_tokens = num_multimask + 1  # token 0 is the single-mask output
-        self.transformer = TwoWayTransformer(dim)
+        self.transformer = TwoWayTransformer(dim) if transformer is None else transformer
         self.iou_token = nn.Embedding(1, dim)
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, dim)
         self.output_upscaling = nn.Sequential(
@@ -73,8 +73,19 @@ class MaskDecoder(nn.Module):
         iou = self.iou_prediction_head(tokens[:, 0])[:, keep.start : keep.stop]  # (B, M)
         return self.mask_logits(image, hyper), iou
 
-    def mask_logits(self, image: torch.Tensor, hyper: torch.Tensor, rows: int = 32) -> torch.Tensor:
+    def mask_logits(
+        self,
+        image: torch.Tensor,
+        hyper: torch.Tensor,
+        rows: int = 32,
+        high_res: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Image tokens (B, HW, C) and hypernetwork outputs (B, M, C/8) -> logits (B, M, 4H, 4W).
+
+        ``high_res`` (SAM 2) is two feature maps added after each upscaling step
+        (before the norm, resp. the activation), laid out as the pixels here:
+        (1 or B, 2H, 2W, C/4) and (1 or B, 2H, 2W, 2, 2, C/8), see
+        :func:`samkit.models.sam2.mask_decoder.arrange_high_res`.
 
         The transposed convolutions (kernel 2, stride 2) don't overlap, so each
         is one matmul per pixel with its 2 x 2 output pixels in the channel
@@ -95,8 +106,13 @@ class MaskDecoder(nn.Module):
             R = min(rows, H - top)
             x = F.linear(image[:, top * W : (top + R) * W], w1, b1)  # (B, RW, 2 * 2 * C/4)
             x = x.view(B, R, W, 2, 2, -1).transpose(2, 3).reshape(B, R * W * 4, -1)  # (B, 2R * 2W, C/4)
+            if high_res is not None:
+                x = x + high_res[0][:, 2 * top : 2 * (top + R)].reshape(-1, R * W * 4, x.shape[-1])
             x = act1(F.layer_norm(x, x.shape[-1:], norm.weight.to(dtype), norm.bias.to(dtype), norm.eps))
-            x = act2(F.linear(x, w2, b2).view(B, R * W * 16, -1))  # (B, 2R * 2W * 2 * 2, C/8)
+            x = F.linear(x, w2, b2).view(B, R * W * 16, -1)  # (B, 2R * 2W * 2 * 2, C/8)
+            if high_res is not None:
+                x = x + high_res[1][:, 2 * top : 2 * (top + R)].reshape(-1, R * W * 16, x.shape[-1])
+            x = act2(x)
             slab = torch.bmm(hyper, x.mT).view(B, -1, 2 * R, 2 * W, 2, 2)  # (B, M, 2R, 2W, 2, 2)
             masks[:, :, 4 * top : 4 * (top + R)] = slab.transpose(3, 4).reshape(B, -1, 4 * R, 4 * W)
         return masks  # (B, M, 4H, 4W)

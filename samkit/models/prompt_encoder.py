@@ -69,19 +69,18 @@ class PromptEncoder(nn.Module):
         return self.pe_layer.encode((xy + 0.5) / self.input_size)
 
     def embed_points(self, xy: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
-        """(B, N, 2) points with (B, N) labels in {-1, 0, 1} -> (B, N[+1], C).
+        """(B, N, 2) points with (B, N) labels in {-1, 0, 1, 2, 3} -> (B, N[+1], C).
 
         Label -1 marks padding ("not a point"); ``pad`` appends one such token,
-        which SAM expects when no box is given.
+        which SAM expects when no box is given. Labels 2 and 3 are a box's
+        top-left and bottom-right corners (SAM 2 passes boxes this way).
         """
         if pad:
             xy = torch.cat([xy, xy.new_zeros(xy.shape[0], 1, 2)], dim=1)
             labels = torch.cat([labels, labels.new_full((labels.shape[0], 1), -1)], dim=1)
         pe = self._encode_xy(xy)
         pe = torch.where((labels == -1)[..., None], torch.zeros_like(pe), pe)
-        table = torch.cat(
-            [self.not_a_point_embed.weight, self.point_embeddings[0].weight, self.point_embeddings[1].weight]
-        )  # (3, C), indexed by label + 1
+        table = torch.cat([self.not_a_point_embed.weight, *(e.weight for e in self.point_embeddings)])  # (5, C), by label + 1
         return pe + table[labels.long() + 1]
 
     def embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:

@@ -59,6 +59,8 @@ class Sam(nn.Module):
 
     image_size = 1024  # side of the square model input
     mask_threshold = 0.0  # logits above this are inside the mask
+    stretches_input = False  # images keep their aspect ratio: long side 1024, zero-padded
+    low_res_logit_limit = None  # low-res logits are handed out as they are
 
     def __init__(self, model_type: str) -> None:
         super().__init__()
@@ -204,24 +206,33 @@ class Sam(nn.Module):
         offset : (y0, x0)
             Where ``crop`` starts in the (H, W) image.
         """
-        logits = logits.float()
-        inside = logits > self.mask_threshold
-        rows, cols = inside.any(1).nonzero()[:, 0], inside.any(0).nonzero()[:, 0]
-        if len(rows) == 0:
-            return torch.zeros(0, 0, dtype=torch.bool, device=logits.device), (0, 0)
-        low = logits.shape[-1]
-        wy, y, ky = _crop_weights(low, self.image_size, input_size[0], output_size[0], int(rows[0]), int(rows[-1]))
-        wx, x, kx = _crop_weights(low, self.image_size, input_size[1], output_size[1], int(cols[0]), int(cols[-1]))
-        if len(wy) == 0 or len(wx) == 0:  # only in the padding
-            return torch.zeros(0, 0, dtype=torch.bool, device=logits.device), (0, 0)
-        rows = wy.to(logits.device) @ logits[ky]  # (h', 256): the crop's rows, at low resolution along x
-        if len(wx) > output_size[1] // 4:  # wide: resizing whole rows beats a matrix product
-            rows = F.interpolate(rows[None], (self.image_size,), mode="linear", align_corners=False)
-            full = F.interpolate(rows[..., : input_size[1]], (output_size[1],), mode="linear", align_corners=False)
-            full = full[0, :, x]  # (h', w')
-        else:
-            full = rows[:, kx] @ wx.to(logits.device).T  # (h', w')
-        return full > self.mask_threshold, (y.start, x.start)
+        return upscale_mask(logits, self.mask_threshold, self.image_size, input_size, output_size)
+
+
+def upscale_mask(
+    logits: torch.Tensor, threshold: float, mid: int, input_size: tuple[int, int], output_size: tuple[int, int]
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """:meth:`Sam.upscale_mask` for logits resized to ``mid`` x ``mid``, cropped to
+    ``input_size``, then resized to ``output_size`` (SAM 2: ``mid`` = ``input_size`` = 256,
+    a single resize)."""
+    logits = logits.float()
+    inside = logits > threshold
+    rows, cols = inside.any(1).nonzero()[:, 0], inside.any(0).nonzero()[:, 0]
+    if len(rows) == 0:
+        return torch.zeros(0, 0, dtype=torch.bool, device=logits.device), (0, 0)
+    low = logits.shape[-1]
+    wy, y, ky = _crop_weights(low, mid, input_size[0], output_size[0], int(rows[0]), int(rows[-1]))
+    wx, x, kx = _crop_weights(low, mid, input_size[1], output_size[1], int(cols[0]), int(cols[-1]))
+    if len(wy) == 0 or len(wx) == 0:  # only in the padding
+        return torch.zeros(0, 0, dtype=torch.bool, device=logits.device), (0, 0)
+    rows = wy.to(logits.device) @ logits[ky]  # (h', 256): the crop's rows, at low resolution along x
+    if len(wx) > output_size[1] // 4:  # wide: resizing whole rows beats a matrix product
+        rows = F.interpolate(rows[None], (mid,), mode="linear", align_corners=False)
+        full = F.interpolate(rows[..., : input_size[1]], (output_size[1],), mode="linear", align_corners=False)
+        full = full[0, :, x]  # (h', w')
+    else:
+        full = rows[:, kx] @ wx.to(logits.device).T  # (h', w')
+    return full > threshold, (y.start, x.start)
 
 
 @lru_cache(maxsize=16)

@@ -20,13 +20,17 @@ Parameter names follow Meta's official checkpoints (``mask_decoder.transformer.*
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .common import MLPBlock
+
+
+def _sam1_mlp(dim: int, hidden: int) -> nn.Module:
+    return MLPBlock(dim, hidden, act=nn.ReLU)
 
 
 class Attention(nn.Module):
@@ -168,14 +172,16 @@ class ImageContext(NamedTuple):
 class TwoWayBlock(nn.Module):
     """Tokens self-attend, attend to the image, MLP; then the image attends to tokens."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int, skip_first_pe: bool) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_dim: int, skip_first_pe: bool, mlp: Callable[[int, int], nn.Module] = _sam1_mlp
+    ) -> None:
         super().__init__()
         self.skip_first_pe = skip_first_pe
         self.self_attn = Attention(dim, num_heads)
         self.norm1 = nn.LayerNorm(dim)
         self.cross_attn_token_to_image = Attention(dim, num_heads, downsample=2)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = MLPBlock(dim, mlp_dim, act=nn.ReLU)
+        self.mlp = mlp(dim, mlp_dim)
         self.norm3 = nn.LayerNorm(dim)
         self.norm4 = nn.LayerNorm(dim)
         self.cross_attn_image_to_token = Attention(dim, num_heads, downsample=2)
@@ -215,9 +221,21 @@ class TwoWayBlock(nn.Module):
 
 
 class TwoWayTransformer(nn.Module):
-    def __init__(self, dim: int = 256, depth: int = 2, num_heads: int = 8, mlp_dim: int = 2048) -> None:
+    """``mlp(dim, mlp_dim)`` makes each block's feed-forward: SAM's ``lin1``/``lin2``
+    by default; SAM 2 names the same ReLU MLP ``layers.0``/``layers.1``."""
+
+    def __init__(
+        self,
+        dim: int = 256,
+        depth: int = 2,
+        num_heads: int = 8,
+        mlp_dim: int = 2048,
+        mlp: Callable[[int, int], nn.Module] = _sam1_mlp,
+    ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(TwoWayBlock(dim, num_heads, mlp_dim, skip_first_pe=(i == 0)) for i in range(depth))
+        self.layers = nn.ModuleList(
+            TwoWayBlock(dim, num_heads, mlp_dim, skip_first_pe=(i == 0), mlp=mlp) for i in range(depth)
+        )
         self.final_attn_token_to_image = Attention(dim, num_heads, downsample=2)
         self.norm_final_attn = nn.LayerNorm(dim)
 
