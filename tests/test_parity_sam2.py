@@ -154,28 +154,42 @@ def test_predict_best_is_the_best_of_predict(scene, case):
     assert np.all(np.abs(logits[best.index].numpy()[differ]) < 1e-4)
 
 
-def test_object_score_and_stability_fallback_match(tiny, scene):
-    """The object-score head, and the single-mask output (kept when stable, else the best of three)."""
+@pytest.mark.parametrize("gain", [1.0, 1000.0])
+def test_object_score_and_stability_fallback_match(tiny, scene, gain):
+    """The object-score head, and the single-mask output: with these random weights it is unstable
+    (gain 1: the best of the three candidates replaces it); made steep (gain 1000 on its hypernetwork's
+    last layer, in both models) it is stable and kept."""
     ref, ours, _ = tiny
     ref_predictor, predictor, _, labels = scene
     features = ref_predictor._features
-    centres = object_centres(labels, 4)
-    xy = predictor._to_model_xy(centres)[:, None]  # (4, 1, 2): four separate prompts
+    xy = predictor._to_model_xy(object_centres(labels, 4))[:, None]  # (4, 1, 2): four separate prompts
     lab = torch.ones(4, 1, dtype=torch.int)
-    logits, iou, score = ours.decode_with_object_score(predictor.embedding, xy, lab, multimask=False)
+    layers = [m.sam_mask_decoder.output_hypernetworks_mlps[0].layers[2] for m in (ours, ref)]
     with torch.no_grad():
-        sparse, dense = ref.sam_prompt_encoder(points=(xy, lab), boxes=None, masks=None)
-        ref_logits, ref_iou, _, ref_score = ref.sam_mask_decoder(
-            image_embeddings=features["image_embed"],
-            image_pe=ref.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=False,
-            repeat_image=True,
-            high_res_features=features["high_res_feats"],
-        )
+        for layer in layers:
+            layer.weight.mul_(gain), layer.bias.mul_(gain)
+    try:
+        logits, iou, score = ours.decode_with_object_score(predictor.embedding, xy, lab, multimask=False)
+        _, multi_iou = ours.decode(predictor.embedding, xy, lab, multimask=True)
+        with torch.no_grad():
+            sparse, dense = ref.sam_prompt_encoder(points=(xy, lab), boxes=None, masks=None)
+            ref_logits, ref_iou, _, ref_score = ref.sam_mask_decoder(
+                image_embeddings=features["image_embed"],
+                image_pe=ref.sam_prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=False,
+                repeat_image=True,
+                high_res_features=features["high_res_feats"],
+            )
+    finally:
+        with torch.no_grad():
+            for layer in layers:
+                layer.weight.div_(gain), layer.bias.div_(gain)
     assert rel_error(logits, ref_logits) <= TOL and rel_error(iou, ref_iou) <= TOL
     assert score.shape == (4, 1) and rel_error(score, ref_score) <= TOL
+    replaced = iou[:, 0] == multi_iou.max(1).values
+    assert replaced.all() if gain == 1.0 else not replaced.any()
 
 
 def test_stability():
