@@ -7,6 +7,7 @@ import pytest
 
 from samkit.errors import UnknownModelError
 from samkit.models import MODEL_TYPES
+from samkit.models.sam2 import SAM2_MODEL_TYPES
 from samkit.models.registry import MODELS, ModelInfo, get_model_info, list_models, register
 
 ENTRIES = list(MODELS.values())
@@ -32,7 +33,7 @@ def test_expected_models_are_registered():
 @pytest.mark.parametrize("info", ENTRIES, ids=[info.name for info in ENTRIES])
 def test_entry_is_well_formed(info):
     assert MODELS[info.name] is info
-    assert info.model_type in MODEL_TYPES
+    assert info.model_type in MODEL_TYPES + SAM2_MODEL_TYPES
     assert info.name.startswith(info.model_type)
     url = urlparse(info.url)
     assert url.scheme == "https" and url.netloc
@@ -65,6 +66,10 @@ def test_filenames_and_urls_are_unique():
         ("vit_l", "sam_vit_l_0b3195.pth", 1_249_524_607, "3adcc431"),
         ("vit_h", "sam_vit_h_4b8939.pth", 2_564_550_879, "a7bf3b02"),
         ("vit_t", "mobile_sam.pt", 40_728_226, "6dbb9052"),
+        ("sam2.1_hiera_tiny", "sam2.1_hiera_tiny.pt", 156_008_466, "7402e0d8"),
+        ("sam2.1_hiera_small", "sam2.1_hiera_small.pt", 184_416_285, "6d1aa6f3"),
+        ("sam2.1_hiera_base_plus", "sam2.1_hiera_base_plus.pt", 323_606_802, "a2345aed"),
+        ("sam2.1_hiera_large", "sam2.1_hiera_large.pt", 898_083_611, "2647878d"),
     ],
 )
 def test_official_checkpoint_facts(name, filename, size, sha256_start):
@@ -73,6 +78,8 @@ def test_official_checkpoint_facts(name, filename, size, sha256_start):
     assert info.size_bytes == size
     assert info.sha256.startswith(sha256_start)
     assert info.model_type == name
+    if name.startswith("sam2"):
+        assert info.url == f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{filename}"
 
 
 def test_unknown_name_lists_known_names():

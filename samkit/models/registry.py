@@ -20,8 +20,11 @@ from urllib.parse import urlparse
 
 from ..errors import UnknownModelError
 
-#: The architectures a checkpoint can be built for (see :mod:`samkit.models.sam`).
-_MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "vit_t")
+#: The architectures a checkpoint can be built for (see :mod:`samkit.models.sam` and :mod:`samkit.models.sam2`).
+_MODEL_TYPES = (
+    "vit_b", "vit_l", "vit_h", "vit_t",
+    "sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large",
+)
 
 #: Hash algorithms pooch understands, with the length of their hex digest.
 _HASH_LENGTHS = {
@@ -45,7 +48,7 @@ class ModelInfo:
     ----------
     name : str
         The registry name, e.g. ``'vit_b_lm'``.
-    model_type : {'vit_b', 'vit_l', 'vit_h', 'vit_t'}
+    model_type : {'vit_b', 'vit_l', 'vit_h', 'vit_t', 'sam2.1_hiera_tiny', ...}
         The architecture the weights are for.
     url : str
         Where the file is downloaded from (http or https).
@@ -296,8 +299,46 @@ def _micro_sam_entry(name: str, facts: tuple[str, str, str, str, str]) -> ModelI
     )
 
 
+# SAM 2.1 (image path only; see samkit.models.sam2). URLs: checkpoints/download_ckpts.sh of
+# facebookresearch/sam2 (the "SAM 2.1 checkpoints" block, base URL .../segment_anything_2/092824).
+# Meta publishes no hash. The SHA-256 values are those of micro-sam's SAM 2 registry
+# (computational-cell-analytics/micro-sam, micro_sam/v2/util.py, HASHES["sam2.1"], checked
+# with pooch), and the same hashes and byte sizes are recorded by many independent download
+# scripts found in public code search.
+_SAM2_NOTE = (
+    "Meta publishes no hash; SHA-256 as in micro-sam's SAM 2 registry (micro_sam/v2/util.py) "
+    "and agreed by independent download scripts"
+)
+_SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824"
+# name: (description, size in bytes, sha256)
+_SAM2_FACTS = {
+    "sam2.1_hiera_tiny": ("SAM 2.1, Hiera-T image encoder (natural images; image path)", 156_008_466,
+                          "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69"),
+    "sam2.1_hiera_small": ("SAM 2.1, Hiera-S image encoder (natural images; image path)", 184_416_285,
+                           "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38"),
+    "sam2.1_hiera_base_plus": ("SAM 2.1, Hiera-B+ image encoder (natural images; image path)", 323_606_802,
+                               "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5"),
+    "sam2.1_hiera_large": ("SAM 2.1, Hiera-L image encoder (natural images; image path)", 898_083_611,
+                           "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318"),
+}
+_SAM2 = [
+    ModelInfo(
+        name=name,
+        model_type=name,
+        url=f"{_SAM2_URL}/{name}.pt",
+        filename=f"{name}.pt",
+        size_bytes=size,
+        sha256=sha256,
+        hash_note=_SAM2_NOTE,
+        description=description,
+        source="Meta AI (sam2)",
+        licence="Apache-2.0",
+    )
+    for name, (description, size, sha256) in _SAM2_FACTS.items()
+]
+
 #: Registry name -> :class:`ModelInfo`, built-in entries first, in listing order.
-MODELS: dict[str, ModelInfo] = {info.name: info for info in _SAM}
+MODELS: dict[str, ModelInfo] = {info.name: info for info in _SAM + _SAM2}
 MODELS.update({name: _micro_sam_entry(name, facts) for name, facts in _MICRO_SAM_FACTS.items()})
 
 
