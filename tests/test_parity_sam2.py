@@ -182,6 +182,11 @@ def test_object_score_and_stability_fallback_match(tiny, scene, gain):
                 repeat_image=True,
                 high_res_features=features["high_res_feats"],
             )
+        # through the predictors: steep logits are handed out clamped to +-32, masks come from unclamped ones
+        prompt = _prompts(labels)["one point"]
+        predictor.embedding = predictor.embedding  # drop the decoder's per-image work made before the gain
+        steep = predictor.predict(**prompt, multimask=False)
+        _assert_same(steep, _reference(ref_predictor, prompt, False))
     finally:
         with torch.no_grad():
             for layer in layers:
@@ -190,6 +195,8 @@ def test_object_score_and_stability_fallback_match(tiny, scene, gain):
     assert score.shape == (4, 1) and rel_error(score, ref_score) <= TOL
     replaced = iou[:, 0] == multi_iou.max(1).values
     assert replaced.all() if gain == 1.0 else not replaced.any()
+    if gain > 1:
+        assert np.abs(steep.logits).max() == 32.0
 
 
 def test_stability():
