@@ -53,6 +53,7 @@ import torch
 from PIL import Image
 
 from ..models.sam import Sam
+from ..models.sam2 import Sam2, Sam2Embedding
 from ..predictor import Predictor, input_size
 from .mask import tight
 
@@ -105,8 +106,26 @@ def gpu_batch_size(free_bytes: int) -> int:
     return int(min(MAX_BATCH, max(1, free_bytes // 2 // WINDOW_BYTES)))
 
 
+# SAM 2.1 keeps three feature maps per window; the store holds them as one flat float16 vector
+SAM2_PARTS = ((256, 64, 64), (32, 256, 256), (64, 128, 128))  # image embedding, stride-4 and stride-8 features
+SAM2_SIZES = tuple(int(np.prod(shape)) for shape in SAM2_PARTS)
+
+
+def pack_sam2(embedding: Sam2Embedding) -> np.ndarray:
+    """(B, 4194304) float32: the three maps of each window, flattened one after the other."""
+    return np.concatenate([t.reshape(len(t), -1).cpu().numpy() for t in embedding], axis=1)
+
+
+def unpack_sam2(flat: np.ndarray) -> Sam2Embedding:
+    """The inverse of :func:`pack_sam2` for one window: a batch-1 :class:`Sam2Embedding` of float32 tensors."""
+    flat = torch.from_numpy(np.asarray(flat, np.float32).reshape(-1))
+    parts = torch.split(flat, SAM2_SIZES)
+    return Sam2Embedding(*(p.reshape(1, *shape) for p, shape in zip(parts, SAM2_PARTS)))
+
+
 class SamWindows:
-    """SAM (:class:`samkit.models.sam.Sam`) as a window model; one per model instance.
+    """SAM (:class:`samkit.models.sam.Sam`) or SAM 2.1 (:class:`samkit.models.sam2.Sam2`) as a window
+    model; one per model instance.
 
     Use :func:`window_model` to get it, so that all sessions on one model
     share it (and its background worker).
@@ -115,8 +134,9 @@ class SamWindows:
     is_sam = True
     accepts_mask_input = True
 
-    def __init__(self, sam: Sam) -> None:
+    def __init__(self, sam: Sam | Sam2) -> None:
         self.sam = sam
+        self.stretches_input = sam.stretches_input  # SAM 2: a window fills the square input, aspect ratio not kept
         self.lock = threading.Lock()  # decoders run on the caller's thread, one at a time
 
     @property
@@ -137,6 +157,8 @@ class SamWindows:
         return f"SAM {self.sam.model_type} ({source})"
 
     def embedding_spec(self, window_shape: tuple[int, int]) -> tuple[tuple[int, ...], str]:
+        if isinstance(self.sam, Sam2):
+            return (sum(SAM2_SIZES),), "float16"  # 8 MiB a window (SAM 1: 2 MiB)
         side = self.sam.image_size // 16
         return (256, side, side), "float16"
 
@@ -156,10 +178,11 @@ class SamWindows:
     def embed(self, pixels: np.ndarray, windows) -> np.ndarray:
         h, w = pixels.shape[1:3]
         rh, rw = input_size((h, w), self.sam.image_size)
-        if (rh, rw) != (h, w):
+        if (rh, rw) != (h, w) and not self.stretches_input:  # SAM 2 resizes its input itself
             pixels = np.stack([np.asarray(Image.fromarray(p).resize((rw, rh), Image.BILINEAR)) for p in pixels])
         batch = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)  # uint8: 4x less to copy to a GPU
-        return self.sam.embed(batch).cpu().numpy()
+        embedding = self.sam.embed(batch)
+        return pack_sam2(embedding) if isinstance(embedding, Sam2Embedding) else embedding.cpu().numpy()
 
     def decoder(self, embedding: np.ndarray, window: tuple[int, int, int, int]):
         predictor = self._predictor(embedding, window)
@@ -208,9 +231,13 @@ class SamWindows:
     def _predictor(self, embedding: np.ndarray, window) -> Predictor:
         window_shape = (window[2] - window[0], window[3] - window[1])
         predictor = Predictor(self.sam)
-        predictor.embedding = torch.from_numpy(np.asarray(embedding, np.float32))[None]
+        if isinstance(self.sam, Sam2):
+            predictor.embedding = unpack_sam2(embedding)
+            predictor.input_shape = (self.sam.image_size, self.sam.image_size)
+        else:
+            predictor.embedding = torch.from_numpy(np.asarray(embedding, np.float32))[None]
+            predictor.input_shape = input_size(window_shape, self.sam.image_size)
         predictor.image_shape = tuple(window_shape)
-        predictor.input_shape = input_size(window_shape, self.sam.image_size)
         return predictor
 
 
@@ -237,7 +264,7 @@ def window_model(model):
         from ..models.loading import load_model
 
         model = load_model(model)
-    if isinstance(model, Sam):
+    if isinstance(model, (Sam, Sam2)):
         with _WRAPPER_LOCK:  # kept on the model, so it lives and dies with it
             if getattr(model, "_samkit_windows", None) is None:
                 object.__setattr__(model, "_samkit_windows", SamWindows(model))
