@@ -63,6 +63,11 @@ class Session:
     cache : path, optional
         Keep embeddings on disk: a folder (one store per image, model and
         settings inside it) or a ``.zarr`` path. Default: memory only.
+        A stored window is used only when its pixels hash as they did when
+        it was embedded (each window is read and hashed once per session),
+        so an image changed anywhere gets new embeddings where it changed.
+        A change made while a session is open is seen only in the windows
+        it has not used yet: open a new session after changing the image.
     channels : sequence of int, optional
         Up to three image channels shown to the model as R, G, B.
     percentiles, value_range
