@@ -47,9 +47,10 @@ class OracleModel(LabelLookupModel):
         self.delay = float(delay)
 
     def signature(self) -> dict:
-        from ..io import open_image
+        # every label, not a sample: embeddings cached on disk must not outlive a change of the truth
+        from ..io.identity import pixel_digest
 
-        return {"model": "oracle", "labels": open_image(self.labels).identity()}  # content, not object
+        return {"model": "oracle", "labels": pixel_digest(np.asarray(self.labels)).hex()}
 
     def label_window(self, pixels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
         if self.delay:
