@@ -222,6 +222,8 @@ def rebuild(root: Path, entries: list[dict], problems: list[tuple[str, str]]) ->
         journal.write_log(rebased(entries, store.take()))
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         damaged = root.with_name(f"{root.name}.damaged-{stamp}")
+        while damaged.exists():
+            damaged = damaged.with_name(damaged.name + "+")
         _durable.rename(root, damaged)
         _durable.rename(new, root)
     except OSError as e:
