@@ -2,8 +2,9 @@
 
 On-disk layout of a label image folder::
 
-    labels.zarr/      zarr v3 array (H, W); chunk files exist only where objects are
-    log.jsonl         one JSON line per operation, in order; line 0 describes the image
+    labels.zarr/      zarr v3 array (H, W), crc32c-checksummed chunks, which exist only where objects are
+    log.jsonl         one JSON line per operation, in order; line 0 describes the image; each line
+                      holds the checksums of the files it wrote (checked on reopen: :mod:`samkit._labelstore`)
     ops/000017.npz    what operation 17 changed: bbox, changed mask, previous values
     ops/000018.json   an undo/redo: which operation it undoes or redoes
 

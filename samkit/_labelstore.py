@@ -22,6 +22,7 @@ those chunks.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from datetime import datetime, timezone
@@ -37,20 +38,18 @@ from . import _durable
 from ._journal import DiskJournal, _chunk_boxes, _union, autosave_error, is_saved, prepare
 from .errors import AutosaveError
 
+log = logging.getLogger(__name__)
+
 COMPRESSORS = (ZstdCodec(level=0), Crc32cCodec())  # zarr's default compression, then a checksum of it
 
 
-def crc32c(data: bytes) -> int:
-    return google_crc32c.value(data)
-
-
 def digest(data: bytes) -> int:
-    """The checksum the log keeps of a stored file (not crc32c: that of a file ending in its own crc32c is a constant)."""
+    """The checksum the log keeps of a file (not crc32c: that of data followed by its own crc32c is a constant)."""
     return xxhash.xxh3_64_intdigest(data)
 
 
 class DurableStore(LocalStore):
-    """A zarr ``LocalStore`` whose writes are atomic and durable, and that records their crc32c."""
+    """A zarr ``LocalStore`` whose writes are atomic and durable, and that records their checksums."""
 
     def __init__(self, root, *, read_only: bool = False) -> None:
         super().__init__(root, read_only=read_only)
@@ -94,7 +93,7 @@ def rebased(entries: list[dict], checksums: dict) -> list[dict]:
 
 
 def expected(entries: list[dict]) -> dict[str, int | None]:
-    """What the log says each stored file holds: key -> crc32c (``None``: no file)."""
+    """What the log says each stored file holds: key -> checksum (``None``: no file)."""
     out: dict[str, int | None] = {}
     for entry in entries:
         out.update(entry.get("checksums") or {})
@@ -113,13 +112,12 @@ def check(root: Path, entries: list[dict], exempt: set[str] = frozenset()) -> li
     problems = []
     for key in sorted(want.keys() | stored if tracked else want.keys()):
         have = digest((folder / key).read_bytes()) if key in stored else None
-        if key in exempt:
-            if have is not None and not _intact(folder / key):
-                problems.append((key, "fails its checksum"))
-        elif have != want.get(key):
+        if key not in exempt and have != want.get(key):
             problems.append((key, _why(have, want.get(key))))
+        elif key in exempt and tracked and have is not None and not _intact(folder / key):
+            problems.append((key, "fails its checksum"))
     if not tracked:
-        problems += _decode_unlogged(root, entries, sorted(stored - want.keys() - exempt))
+        problems += _decode_unlogged(root, entries, sorted(stored - want.keys()))
     return problems
 
 
@@ -135,8 +133,9 @@ def _stored(folder: Path) -> set[str]:
 
 
 def _intact(path: Path) -> bool:
+    """Whether a chunk ends with the crc32c of the rest (as the crc32c codec writes it)."""
     data = path.read_bytes()
-    return len(data) >= 4 and crc32c(data[:-4]) == int.from_bytes(data[-4:], "little")
+    return len(data) >= 4 and google_crc32c.value(data[:-4]) == int.from_bytes(data[-4:], "little")
 
 
 def _why(have, want) -> str:
@@ -150,7 +149,7 @@ def _why(have, want) -> str:
 def _decode_unlogged(root: Path, entries, keys) -> list[tuple[str, str]]:
     """Label images saved before checksums: each chunk must decode, zarr.json must match line 0."""
     try:
-        array = open_array(root, entries[0])
+        array = open_array(root, entries[0], mode="r")
     except AutosaveError as e:
         return [("zarr.json", str(e))]
     problems = []
@@ -171,6 +170,25 @@ def _cell(key: str, array) -> tuple[slice, slice] | None:
         return None
     (i, j), (cy, cx) = (int(p) for p in parts[1:]), array.chunks
     return slice(i * cy, (i + 1) * cy), slice(j * cx, (j + 1) * cx)
+
+
+def saved_shape(root: Path) -> list[int]:
+    """The shape in line 0 of the log of the label image saved at ``root``."""
+    if not is_saved(root):
+        raise AutosaveError(f"no saved label image at {root} (no log.jsonl)")
+    try:
+        with open(root / "log.jsonl", "rb") as f:
+            return json.loads(f.readline())["shape"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise AutosaveError(f"{root / 'log.jsonl'} is damaged in its first line ({e}); it cannot be reopened") from e
+
+
+def open_checked(root: Path, journal: DiskJournal, entries: list[dict]) -> zarr.Array:
+    """The array of ``root`` for writing, once its files agree with the log (else AutosaveError naming them)."""
+    problems = check(root, entries, exempt_keys(root, journal, entries))
+    if problems:
+        raise damage_error(root, problems)
+    return open_array(root, entries[0])
 
 
 def open_array(root: Path, first: dict, mode: str = "r+") -> zarr.Array:
@@ -217,8 +235,8 @@ def rebuild(root: Path, entries: list[dict], problems: list[tuple[str, str]]) ->
             compressors=COMPRESSORS, attributes={"samkit": {"kind": "labels", "format": first["format"]}},
         )
         bad = {key for key, _ in problems}
-        lost = _fill(root, entries, array, bad)
-        kept, skipped = _copy_records(root, new, entries)
+        lost = _fill(root, new, entries, array, bad)
+        skipped = _copy_records(root, new, entries)
         journal.write_log(rebased(entries, store.take()))
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         damaged = root.with_name(f"{root.name}.damaged-{stamp}")
@@ -233,22 +251,18 @@ def rebuild(root: Path, entries: list[dict], problems: list[tuple[str, str]]) ->
     return damaged
 
 
-def _fill(root: Path, entries: list[dict], array: zarr.Array, bad: set[str]) -> list[str]:
+def _fill(root: Path, new: Path, entries: list[dict], array: zarr.Array, bad: set[str]) -> list[str]:
     """Write the cells of ``array``: good ones from the damaged store, bad ones replayed; return the lost ones."""
-    view = root.with_name(root.name + ".view")
-    old = _readable(root, entries, bad, view)
-    want = expected(entries)
-    keys = {k for k, v in want.items() if v is not None} | _stored(root / "labels.zarr")
-    if "checksums" not in entries[0]:
-        keys |= {f"c/{i}/{j}" for i, j in _cells(entries, array.chunks)}  # unlogged chunks: any cell with labels
-    cells = {k: _cell(k, array) for k in keys}
-    cells = {k: c for k, c in cells.items() if c is not None and c[0].start < array.shape[0] and c[1].start < array.shape[1]}
-    redo = {k for k in cells if k in bad or old is None}
+    old = _readable(root, entries, bad, new / "view.zarr")
+    keys = {k for k, v in expected(entries).items() if v is not None} | _stored(root / "labels.zarr")
+    cells = {k: c for k in keys if (c := _cell(k, array)) is not None}
+    cells = {k: c for k, c in cells.items() if c[0].start < array.shape[0] and c[1].start < array.shape[1]}
     for key, cell in cells.items():
-        if key not in redo:
+        if key not in bad:
             array[cell] = old[cell]
-    _durable.remove(view)
-    return _replay(root, entries, array, {k: cells[k] for k in redo}) if redo else []
+    _durable.remove(new / "view.zarr")
+    redo = {k: c for k, c in cells.items() if k in bad}
+    return _replay(root, entries, array, redo) if redo else []
 
 
 def _readable(root: Path, entries, bad, view: Path) -> zarr.Array | None:
@@ -270,18 +284,6 @@ def _readable(root: Path, entries, bad, view: Path) -> zarr.Array | None:
     return zarr.open_array(LocalStore(view, read_only=True), mode="r")
 
 
-def _cells(entries, chunks):
-    """The chunk cells that any logged object box ever covered."""
-    cy, cx = chunks
-    for entry in entries:
-        for box in (entry.get("objects") or {}).values():
-            if box:
-                y0, x0, y1, x1 = box
-                for i in range(y0 // cy, (y1 - 1) // cy + 1):
-                    for j in range(x0 // cx, (x1 - 1) // cx + 1):
-                        yield i, j
-
-
 def _replay(root: Path, entries: list[dict], array: zarr.Array, cells: dict) -> list[str]:
     """Replay the logged operations that touch ``cells`` in memory and write those cells; return the lost ones."""
     from ._journal import History, MemoryJournal
@@ -289,8 +291,9 @@ def _replay(root: Path, entries: list[dict], array: zarr.Array, cells: dict) -> 
     scratch = zarr.create_array(MemoryStore(), shape=array.shape, chunks=array.chunks, dtype=array.dtype, fill_value=0)
     history = History(scratch, MemoryJournal())
     journal = DiskJournal(root)
-    lost = {k for k, c in cells.items() if _meets(c, _boxes_of(entries[0]))}  # labels given as `initial`
     boxes = {k: (c[0].start, c[1].start, c[0].stop, c[1].stop) for k, c in cells.items()}
+    initial = [b for b in entries[0]["objects"].values() if b]  # labels given as `initial`: in no record
+    lost = {k for k, b in boxes.items() if any(_overlap(b, o) for o in initial)}
     for entry in entries[1:]:
         touched = [k for k, b in boxes.items() if _overlap(b, entry["bbox"])]
         if not touched:
@@ -307,23 +310,14 @@ def _replay(root: Path, entries: list[dict], array: zarr.Array, cells: dict) -> 
     return sorted(lost)
 
 
-def _boxes_of(entry):
-    return [b for b in (entry.get("objects") or {}).values() if b]
-
-
-def _meets(cell, boxes) -> bool:
-    box = (cell[0].start, cell[1].start, cell[0].stop, cell[1].stop)
-    return any(_overlap(box, b) for b in boxes)
-
-
 def _overlap(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _copy_records(root: Path, new: Path, entries: list[dict]) -> tuple[int, list[str]]:
-    """Copy the records of the logged operations that read back whole; return (count, names skipped)."""
+def _copy_records(root: Path, new: Path, entries: list[dict]) -> list[str]:
+    """Copy the records of the logged operations that read back whole; return the names of the others."""
     old = DiskJournal(root)
-    kept, skipped = 0, []
+    skipped = []
     _durable.makedirs(new / "ops")
     for entry in entries[1:]:
         seq = entry["seq"]
@@ -338,8 +332,7 @@ def _copy_records(root: Path, new: Path, entries: list[dict]) -> tuple[int, list
             skipped.append(source.name)
             continue
         _durable.write_file(new / "ops" / source.name, source.read_bytes())
-        kept += 1
-    return kept, skipped
+    return skipped
 
 
 def _losses(root, lost, skipped, damaged) -> str:
@@ -354,6 +347,11 @@ def _losses(root, lost, skipped, damaged) -> str:
 
 def repair(root: Path) -> Path | None:
     """Rebuild ``root`` if it disagrees with its log; return where the damaged folder went (None: it was fine)."""
+    new = root.with_name(root.name + ".rebuilding")
+    if not root.exists() and is_saved(new):  # a rebuild stopped between its two moves
+        _durable.rename(new, root)
+    if not is_saved(root):
+        return None
     journal = DiskJournal(root)
     entries = journal.load()
     try:
@@ -362,13 +360,11 @@ def repair(root: Path) -> Path | None:
         exempt = set()
     problems = check(root, entries, exempt)
     if not problems:
-        try:
-            open_array(root, entries[0])
-        except AutosaveError:
-            problems = [("zarr.json", "is damaged")]
-    if not problems:
-        return None
-    return rebuild(root, entries, problems)
+        return None  # (an unfinished operation is rolled back on opening)
+    unfinished = [(key, "may hold part of an unfinished operation") for key in exempt]  # replayed without it
+    damaged = rebuild(root, entries, problems + unfinished)
+    log.warning("rebuilt the label image at %s from its log; the damaged one is now %s", root, damaged)
+    return damaged
 
 
 def exempt_keys(root: Path, journal: DiskJournal, entries: list[dict]) -> set[str]:
@@ -386,10 +382,3 @@ def exempt_keys(root: Path, journal: DiskJournal, entries: list[dict]) -> set[st
     first = entries[0]
     cy, cx = first["chunks"]
     return {f"c/{y0 // cy}/{x0 // cx}" for y0, x0, _, _ in _chunk_boxes(box, (cy, cx))}
-
-
-def finish_rebuild(root: Path) -> None:
-    """Move in a rebuilt folder whose move was interrupted (the damaged one was already moved away)."""
-    new = root.with_name(root.name + ".rebuilding")
-    if not root.exists() and is_saved(new):
-        _durable.rename(new, root)

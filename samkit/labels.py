@@ -71,26 +71,16 @@ class LabelImage:
     def open(cls, path, *, repair: bool = False) -> LabelImage:
         """Reopen the label image saved under ``path``.
 
-        Reopening checks every stored chunk against the checksums in the log and raises
-        :class:`~samkit.errors.AutosaveError`, naming the files, when they disagree.
-        ``repair=True`` then rebuilds the label image from its log instead: chunks that
-        check out are kept, the others are replayed from the operation records, into a
-        new folder that replaces ``path``; the damaged folder is kept beside it, renamed
-        ``<name>.damaged-<time>``. A warning names what no intact record could restore.
+        Its stored files are checked against the checksums in its log; a damaged or
+        missing one raises :class:`~samkit.errors.AutosaveError` naming it. ``repair=True``
+        rebuilds it from the log instead (chunks that check out are kept, the others
+        replayed), into a new folder that takes the place of ``path``: the damaged folder is
+        kept beside it as ``<name>.damaged-<time>``; a warning names what could not be restored.
         """
         path = Path(path)
         if repair:
-            _labelstore.finish_rebuild(path)
-        if not is_saved(path):
-            raise AutosaveError(f"no saved label image at {path} (no log.jsonl)")
-        if repair and (damaged := _labelstore.repair(path)) is not None:
-            log.warning("rebuilt the label image at %s from its log; the damaged one is now %s", path, damaged)
-        try:
-            with open(path / "log.jsonl", "rb") as f:
-                shape = json.loads(f.readline())["shape"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise AutosaveError(f"{path / 'log.jsonl'} is damaged in its first line ({e}); it cannot be reopened") from e
-        return cls(shape, path=path)
+            _labelstore.repair(path)
+        return cls(_labelstore.saved_shape(path), path=path)
 
     # -- creation and reopening --
 
@@ -131,10 +121,7 @@ class LabelImage:
         try:
             journal = DiskJournal(root)
             entries = journal.load()
-            problems = _labelstore.check(root, entries, _labelstore.exempt_keys(root, journal, entries))
-            if problems:
-                raise _labelstore.damage_error(root, problems)
-            self._history = history = History(_labelstore.open_array(root, entries[0]), journal)
+            self._history = history = History(_labelstore.open_checked(root, journal, entries), journal)
         except AutosaveError:
             raise
         except OSError as e:

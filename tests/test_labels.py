@@ -609,7 +609,8 @@ def test_every_flipped_byte_in_a_chunk_is_found_and_repaired(saved, tmp_path):
 
 
 def test_a_deleted_or_stale_chunk_is_found_and_repaired(saved, tmp_path, real_data):
-    name = max((p for p in (saved[0] / "labels.zarr" / "c").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    files = [p for p in (saved[0] / "labels.zarr" / "c").rglob("*") if p.is_file()]
+    name = max(files, key=lambda p: p.stat().st_size)
     name = name.relative_to(saved[0]).as_posix()
     path = damaged_copy(saved, tmp_path)
     (path / name).unlink()
@@ -622,7 +623,7 @@ def test_a_deleted_or_stale_chunk_is_found_and_repaired(saved, tmp_path, real_da
     old = LabelImage(gt.shape, path=tmp_path / "old", chunks=(CHUNK, CHUNK))
     commit_all(old, gt, np.unique(gt)[1:])
     older = _files(tmp_path / "old")
-    name = next(n for n, data in _files(saved[0]).items() if n.startswith("labels.zarr/c/") and older.get(n, data) != data)
+    name = next(n for n, data in _files(saved[0]).items() if "/c/" in n and older.get(n, data) != data)
     stale = damaged_copy(saved, tmp_path, "stale")
     (stale / name).write_bytes(older[name])
     with pytest.raises(AutosaveError, match=rf"{name} fails its checksum"):
@@ -672,17 +673,27 @@ def test_a_damaged_operation_record_is_named_and_repair_restores_what_it_can(sav
     np.testing.assert_array_equal(have, want)  # everywhere else: exactly what was committed
 
 
-def test_a_damaged_record_of_an_unfinished_operation(gt, tmp_path, monkeypatch):
+@pytest.mark.parametrize("damage", ["its record", "another chunk"])
+def test_damage_next_to_an_unfinished_operation(gt, tmp_path, monkeypatch, damage):
+    """A crash left an operation half written (intent + first chunk); repair rolls it back, damage or not."""
     path = tmp_path / "labels"
     before = np.asarray(_start(gt, path))
     labels = LabelImage.open(path)
     with monkeypatch.context() as m:
-        fail_at(m, 3, Crash)  # dies after its intent and first chunk
+        fail_at(m, 3, Crash)
         with pytest.raises(Crash):
             labels.commit(blob(gt, 13), overwrite=True)
     intent = path / "ops" / f"{len(labels.log):06d}.npz"
-    intent.write_bytes(intent.read_bytes()[:-40])
-    with pytest.raises(AutosaveError, match=rf"unfinished last operation.*{intent.name} is damaged.*repair=True"):
+    if damage == "its record":
+        intent.write_bytes(intent.read_bytes()[:-40])
+        match = rf"unfinished last operation.*{intent.name} is damaged.*repair=True"
+    else:
+        y0, x0, y1, x1 = blob(gt, 13).bbox
+        name = next(f"c/{i}/{j}" for i in range(9) for j in range(11) if (path / f"labels.zarr/c/{i}/{j}").is_file()
+                    and not (y0 // 64 <= i <= (y1 - 1) // 64 and x0 // 64 <= j <= (x1 - 1) // 64))  # away from the blob
+        (path / "labels.zarr" / name).write_bytes(b"garbage")
+        match = rf"{name} fails its checksum"
+    with pytest.raises(AutosaveError, match=match):
         LabelImage.open(path)
     repaired = LabelImage.open(path, repair=True)
     np.testing.assert_array_equal(np.asarray(repaired), before)
@@ -690,7 +701,7 @@ def test_a_damaged_record_of_an_unfinished_operation(gt, tmp_path, monkeypatch):
 
 
 def test_label_images_saved_before_checksums_still_open(saved, tmp_path):
-    """A folder written without the crc32c codec and without checksums in its log: opens, works, is checked by decoding."""
+    """A folder written without crc32c codec nor checksums in its log: opens, works, is checked by decoding."""
     import zarr
 
     path = damaged_copy(saved, tmp_path)
@@ -698,8 +709,8 @@ def test_label_images_saved_before_checksums_still_open(saved, tmp_path):
     (path / "log.jsonl").write_text("".join(json.dumps({k: v for k, v in e.items() if k != "checksums"}) + "\n"
                                             for e in lines))  # fmt: skip
     shutil.rmtree(path / "labels.zarr")
-    old = zarr.create_array(str(path / "labels.zarr"), shape=saved[1].shape, chunks=(CHUNK, CHUNK), dtype=np.uint32,
-                            fill_value=0, attributes={"samkit": {"kind": "labels", "format": 1}})  # zarr's default codecs
+    old = zarr.create_array(str(path / "labels.zarr"), shape=saved[1].shape, chunks=(CHUNK, CHUNK),  # default codecs
+                            dtype=np.uint32, fill_value=0, attributes={"samkit": {"kind": "labels", "format": 1}})
     old[:] = saved[1]
     labels = LabelImage.open(path)
     np.testing.assert_array_equal(np.asarray(labels), saved[1])
