@@ -153,7 +153,9 @@ class DiskJournal:
                     Part(tuple(int(v) for v in z[f"bbox_{i}"]), z[f"changed_{i}"], z[f"before_{i}"], values[i].item())
                     for i in range(len(values))
                 ]
-        except (zipfile.BadZipFile, zlib.error, ValueError, KeyError, EOFError) as e:
+        except FileNotFoundError as e:
+            raise AutosaveError(e.errno, f"{path} is missing") from e
+        except (OSError, zipfile.BadZipFile, zlib.error, ValueError, KeyError, EOFError, NotImplementedError) as e:
             raise AutosaveError(f"{path} is damaged ({type(e).__name__}: {e})") from e
 
     def intent(self) -> tuple[list[Part], bool] | None:
