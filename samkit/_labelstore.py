@@ -35,7 +35,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.storage import LocalStore, MemoryStore
 
 from . import _durable
-from ._journal import DiskJournal, _chunk_boxes, _union, autosave_error, is_saved, prepare
+from ._journal import DiskJournal, History, MemoryJournal, _chunk_boxes, _union, autosave_error, is_saved, prepare
 from .errors import AutosaveError
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ def _fill(root: Path, new: Path, entries: list[dict], array: zarr.Array, bad: se
     return _replay(root, entries, array, redo) if redo else []
 
 
-def _readable(root: Path, entries, bad, view: Path) -> zarr.Array | None:
+def _readable(root: Path, entries, bad, view: Path) -> zarr.Array:
     """The damaged array, to read its good chunks; with a damaged zarr.json, a copy with one made from the log."""
     try:
         if "zarr.json" not in bad:
@@ -286,7 +286,6 @@ def _readable(root: Path, entries, bad, view: Path) -> zarr.Array | None:
 
 def _replay(root: Path, entries: list[dict], array: zarr.Array, cells: dict) -> list[str]:
     """Replay the logged operations that touch ``cells`` in memory and write those cells; return the lost ones."""
-    from ._journal import History, MemoryJournal
 
     scratch = zarr.create_array(MemoryStore(), shape=array.shape, chunks=array.chunks, dtype=array.dtype, fill_value=0)
     history = History(scratch, MemoryJournal())

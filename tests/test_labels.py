@@ -723,6 +723,15 @@ def test_damage_next_to_an_unfinished_operation(gt, tmp_path, monkeypatch, damag
     assert_consistent(repaired)
 
 
+def test_a_repair_stopped_between_its_two_moves_is_finished(saved, tmp_path):
+    path = tmp_path / "labels"
+    damaged_copy(saved, tmp_path, "labels.rebuilding")  # the rebuilt folder, not yet moved into place
+    with pytest.raises(AutosaveError, match="no saved label image"):
+        LabelImage.open(path)
+    np.testing.assert_array_equal(np.asarray(LabelImage.open(path, repair=True)), saved[1])
+    assert not (tmp_path / "labels.rebuilding").exists()
+
+
 def test_label_images_saved_before_checksums_still_open(saved, tmp_path):
     """A folder written without crc32c codec nor checksums in its log: opens, works, is checked by decoding."""
     import zarr
