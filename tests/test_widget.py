@@ -294,13 +294,15 @@ class SlowModel(OracleModel):
     def __init__(self, labels):
         super().__init__(labels)
         self.release = threading.Event()
+        self.started = threading.Event()  # set when an embedding begins (and waits for release)
 
     def embed(self, pixels, windows):
+        self.started.set()
         self.release.wait(60)
         return super().embed(pixels, windows)
 
 
-def test_clicks_during_embedding_and_cancel_never_block_or_raise(sample):
+def test_clicks_during_embedding_and_cancel_never_block_or_raise(sample, monkeypatch):
     image, truth, boxes = sample
     model = SlowModel(truth)
     annotator = samkit.Annotator(image, model, tile_size=256, halo=16, prefetch=False)
@@ -316,13 +318,28 @@ def test_clicks_during_embedding_and_cancel_never_block_or_raise(sample):
     assert "object:" in annotator.controls.status.value
 
     model.release.clear()
+    model.started.clear()
     annotator.clear()
     annotator.embed_all()
-    page.click(*innermost(truth, boxes[20], 21), wait=False)
+    assert model.started.wait(30)  # the worker is inside the first queued window (0, 0), held there
+    y, x = innermost(truth, boxes[20], 21)
+    assert annotator.session.windows((y, x, y + 1, x + 1)) == [(0, 2)]  # another window: queued, not started
+    worker, asked = annotator.session.worker, threading.Event()
+    request = worker.request
+
+    def noted(source, indices, *, urgent=False):  # tells when the click's decode asks for its tile
+        futures = request(source, indices, urgent=urgent)
+        if urgent:
+            asked.set()
+        return futures
+
+    monkeypatch.setattr(worker, "request", noted)
+    page.click(y, x, wait=False)
+    assert asked.wait(30)  # the click now waits for its tile, queued behind the held one
     annotator.cancel()
     model.release.set()
     annotator.annotation.wait(30)
-    assert "cancel" in annotator.controls.status.value.lower() or annotator.annotation.mask is not None
+    assert "cancel" in annotator.controls.status.value.lower() and annotator.annotation.mask is None
     assert "cancelled" in annotator.controls.progress_text.value
 
 
