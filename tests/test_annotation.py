@@ -21,7 +21,7 @@ def sample():
 
 def test_clicks_preview_commit_undo_redo_erase(sample):
     image, truth, boxes = sample
-    annotation = samkit.Annotation(samkit.Session(image, OracleModel(truth), tile_size=256, halo=16))
+    annotation = samkit.Annotation(samkit.Session(image, OracleModel(truth)))
     seen = []
     annotation.on_preview(lambda mask, error: seen.append((mask, error)))
 

@@ -86,8 +86,8 @@ def test_many_boxes_in_one_call(scene, tile_size, halo):
 
 def test_only_needed_tiles_are_embedded(scene):
     image, labels = scene
-    session = Session(image, OracleModel(labels), tile_size=512, halo=64)
-    assert not session.embedded().any()
+    session = Session(image, OracleModel(labels))
+    assert session.grid.grid_shape == (5, 5) and not session.embedded().any()
     boxes = ndimage.find_objects(labels)
     i = next(i for i, sl in enumerate(boxes, 1) if sl and sl[0].start > 1500 and sl[1].start > 1500)
     session.segment(points=[innermost(labels, boxes[i - 1], i)], labels=[1])
@@ -112,7 +112,7 @@ def test_grid_windows_cover_the_image_with_equal_sizes():
 
 def test_bad_prompts_raise_clear_errors(scene):
     image, labels = scene
-    session = Session(image, OracleModel(labels), tile_size=512, halo=64)
+    session = Session(image, OracleModel(labels))
     with pytest.raises(InvalidPromptError, match="outside the image"):
         session.segment(points=[[4096, 10]], labels=[1])
     with pytest.raises(InvalidPromptError, match="outside the image"):
@@ -144,7 +144,7 @@ class SlowOracle(OracleModel):
 
 def test_background_embedding_reports_progress_and_leaves_clicks_fast(scene):
     image, labels = scene
-    session = Session(image[:2048, :2048], SlowOracle(labels[:2048, :2048], 0.05), tile_size=512, halo=64)
+    session = Session(image[:2048, :2048], SlowOracle(labels[:2048, :2048], 0.05))  # 3 x 3 default windows
     seen = []
     job = session.embed_all(progress=lambda done, total, eta: seen.append((done, total)))
     job.result(timeout=60)
@@ -154,6 +154,7 @@ def test_background_embedding_reports_progress_and_leaves_clicks_fast(scene):
 
 
 def test_click_jumps_the_queue_and_cancel_stops(scene):
+    """256 px windows, so that 81 windows are queued and the clicked object's are near the end of the queue."""
     image, labels = scene
     crop_img, crop_lab = image[:2048, :2048], labels[:2048, :2048]
     session = Session(crop_img, SlowOracle(crop_lab, 0.2), tile_size=256, halo=8)  # 81 windows, ~16 s in all
@@ -181,6 +182,8 @@ def test_click_jumps_the_queue_and_cancel_stops(scene):
 
 
 def test_waiting_click_gets_a_clear_error_when_embedding_is_cancelled(scene):
+    """512 px windows, so that the click's window is queued behind the one being embedded (a 1024 px default
+    window would be that one)."""
     image, labels = scene
     session = Session(image[:1024, :1024], SlowOracle(labels[:1024, :1024], 1.0), tile_size=512, halo=8)
     errors = []
@@ -203,8 +206,8 @@ def test_waiting_click_gets_a_clear_error_when_embedding_is_cancelled(scene):
 def test_sessions_share_one_worker_per_model(scene):
     image, labels = scene
     oracle = OracleModel(labels[:512, :512])
-    a = Session(image[:512, :512], oracle, tile_size=256, halo=8)
-    b = Session(image[:512, :512], oracle, tile_size=256, halo=8)
+    a = Session(image[:512, :512], oracle)
+    b = Session(image[:512, :512], oracle, tile_size=256, halo=8)  # other settings, same model: same worker
     assert a.worker is b.worker
 
 
@@ -268,6 +271,7 @@ def test_pyramid_level_embeds_coarser_windows_and_masks_come_back_full_size(tmp_
 
 
 def test_multichannel_ome_tiff_maps_chosen_channels_once_for_all_windows(real_data, tmp_path):
+    """256 px windows, so that the 512 px image has several, mapped alike (a default window would be all of it)."""
     import tifffile
 
     folder = real_data / "cells" / "examplehuman"
