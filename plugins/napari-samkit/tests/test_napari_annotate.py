@@ -11,14 +11,14 @@ from napari_helpers import (
     SCALE, TRANSLATE, click, innermost, largest, messages, no_traceback, press, start, wait_for_preview, wait_idle,
 )  # fmt: skip
 
-IMAGE_ID = "472b1c5ff988"  # 512 x 680, 91 nuclei: 3 x 3 windows of 256 px
+IMAGE_ID = "472b1c5ff988"  # 512 x 680, 91 nuclei: one default window
 
 
 @pytest.fixture
 def annotating(widget, qtbot, dsb):
     image, truth = dsb(IMAGE_ID)
     widget.viewer.add_image(image, name="dsb", rgb=True, scale=SCALE, translate=TRANSLATE)
-    annotator = start(widget, qtbot, OracleModel(truth), tile_size=256, halo=16)
+    annotator = start(widget, qtbot, OracleModel(truth))
     assert annotator is not None
     return widget, annotator, image, truth
 
