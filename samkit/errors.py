@@ -21,8 +21,16 @@ class InvalidPromptError(SamkitError, ValueError):
     """A point, label, box or mask prompt is malformed or outside the image."""
 
 
+class InvalidSettingError(SamkitError, ValueError):
+    """A setting is out of range: tile size, halo, pyramid level, generation thresholds, device, precision, a registry entry."""
+
+
 class UnknownModelError(SamkitError, ValueError):
     """A model name is not in the registry."""
+
+
+class UnsupportedModelError(SamkitError, TypeError):
+    """An object is not a model samkit can use, or the model cannot do what was asked (e.g. segment automatically)."""
 
 
 class CheckpointError(SamkitError, ValueError):
