@@ -105,7 +105,8 @@ class Session:
         self.scale = (self.shape[0] / level_shape[0], self.shape[1] / level_shape[1])
         if halo < 1:
             raise InvalidSettingError(f"halo={halo}: windows must overlap (halo >= 1) for objects to be followed across them")
-        side = getattr(self.model, "input_size", DEFAULT_TILE) if tile_size is None else tile_size  # 0 is refused, not the default
+        default = getattr(self.model, "input_size", DEFAULT_TILE)
+        side = default if tile_size is None else tile_size  # 0 is refused by the grid, not taken as the default
         self.grid = TileGrid(level_shape, side, halo)
         self.max_windows = max_windows
 

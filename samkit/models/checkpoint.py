@@ -54,6 +54,10 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     if "model_state" in obj:  # micro-sam container
         extras = {k: v for k, v in obj.items() if k != "model_state"}
         obj = obj["model_state"]
+        if not isinstance(obj, dict):
+            raise CheckpointError(
+                f"{path.name}: its 'model_state' holds a {type(obj).__name__}, not a state dict (a damaged micro-sam file?)"
+            )
     state = {_strip_prefixes(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
         raise CheckpointError(f"{path.name} contains no weight tensors")
@@ -107,5 +111,11 @@ def load_weights(model: Sam, state: dict[str, torch.Tensor], name: str = "checkp
         raise CheckpointError(
             f"{name} does not match a SAM {model.model_type!r} model: {problem}. "
             f"Known model types: {MODEL_TYPES}; pass model_type= if the file is for another one."
+        )
+    bad = next((k for k in expected if state[k].is_floating_point() and not torch.isfinite(state[k]).all()), None)
+    if bad is not None:  # such weights give empty masks with finite scores, silently
+        raise CheckpointError(
+            f"{name}: weight {bad!r} holds NaN or infinite values (a diverged training run or a damaged file); "
+            "samkit does not load it. Use the checkpoint of an earlier epoch, or download the file again."
         )
     model.load_state_dict(state, strict=True)
