@@ -202,7 +202,7 @@ def _match(table: Overlaps, threshold: float) -> Matches:
 def _check_threshold(threshold) -> float:
     t = float(threshold)
     if not 0.0 < t <= 1.0:
-        raise InvalidSettingError(f"IoU threshold {threshold!r} must lie in (0, 1]")
+        raise InvalidSettingError(f"IoU threshold {t:g} must lie in (0, 1]")
     return t
 
 
