@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import InvalidImageError, InvalidSettingError, SamkitError
+from .errors import InvalidImageError, SamkitError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -290,6 +290,7 @@ def _segment(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
+    from ._output import check_writable, remove_leftover
     from .automatic import segment_all
     from .measurement import save_labels
 
@@ -300,13 +301,13 @@ def _segment(args: argparse.Namespace) -> int:
         raise InvalidImageError(f"-o {out}: use a .tif, .tiff or .zarr file, or a folder name without suffix")
     if export and out.exists():
         raise InvalidImageError(f"{out} exists; choose another output or delete it first")
-    _check_writable(out)
+    check_writable(out)
     settings = {k: getattr(args, k) for k in ("points_per_side", "points_per_batch", "pred_iou_thresh", "min_area",
                 "stability_score_thresh", "stability_score_offset", "box_nms_thresh")}  # fmt: skip
     _check_settings(settings, args.halo, args.tile_size)
     folder = out.with_name(f".{out.name}.labels") if export else out  # the label image, before its export
     if export:
-        _remove_leftover(folder, out)
+        remove_leftover(folder, out)
     with _client(args.scheduler) as client, _bar("segmenting", args.no_progress) as progress:
         labels = segment_all(args.image, _model(args.model), tile_size=args.tile_size, halo=args.halo, out=folder,
                              cache=_cache(args.cache), client=client, workdir=args.workdir or out.parent,
@@ -345,70 +346,12 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _check_settings(settings: dict, halo: int, tile_size: int | None) -> None:
-    """Bad numbers end the command with their message, like other samkit errors."""
+    """Refuse bad settings before any work (InvalidSettingError, one line like any samkit error)."""
     from .automatic import Settings
     from .engine.grid import TileGrid
 
     Settings(**settings)
     TileGrid((1, 1), 1024 if tile_size is None else tile_size, halo)
-
-
-def _check_writable(out) -> None:
-    """Refuse ``-o`` at once, not after hours of work, where nothing can be written."""
-    import tempfile
-
-    folder = out.absolute().parent
-    while not folder.exists() and folder != folder.parent:  # missing folders are created
-        folder = folder.parent
-    try:
-        if not folder.is_dir():
-            raise NotADirectoryError(0, "not a folder")
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".samkit-"):  # right for root and read-only disks too
-            pass
-    except OSError as e:
-        raise InvalidSettingError(
-            f"-o {out}: cannot write into {folder} ({e.strerror or e}); choose an output in a folder you can write to"
-        ) from e
-
-
-#: What a label image folder holds (samkit.LabelImage); its array carries the marker below.
-_LABEL_FOLDER = {"labels.zarr", "ops", "log.jsonl"}
-
-
-def _remove_leftover(folder, out) -> None:
-    """Remove ``folder``, the label image an earlier ``-o out`` run left, only if samkit made it."""
-    import os
-    import shutil
-
-    if not os.path.lexists(folder):
-        return
-    if not _own_leftover(folder):
-        raise InvalidImageError(
-            f"{folder} is in the way: samkit keeps the label image there before writing {out}, and this is "
-            "not a label image samkit left; move or delete it, or choose another -o"
-        )
-    shutil.rmtree(folder)
-
-
-def _own_leftover(folder) -> bool:
-    """Whether ``folder`` is a label image samkit wrote (its array carries samkit's marker) or holds no files."""
-    import json
-
-    if folder.is_symlink() or not folder.is_dir():
-        return False
-    try:
-        meta = json.loads((folder / "labels.zarr" / "zarr.json").read_bytes())
-        marked = meta["attributes"]["samkit"]["kind"] == "labels"
-    except (OSError, ValueError, KeyError, TypeError):
-        marked = False
-    if marked:
-        return {p.name for p in folder.iterdir() if not _scratch(p)} <= _LABEL_FOLDER
-    return all(p.is_dir() and not p.is_symlink() or _scratch(p) for p in folder.rglob("*"))  # killed at creation
-
-
-def _scratch(path) -> bool:
-    """A temporary file of samkit's durable writes (``.<name>.<uuid>.tmp``)."""
-    return path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file() and not path.is_symlink()
 
 
 def _exists(path: str, what: str):
