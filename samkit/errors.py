@@ -2,8 +2,9 @@
 
 Each derives from :class:`SamkitError` (catch-all for front ends) and from the
 built-in exception a Python user would expect (``ValueError`` for bad values,
-``OSError`` for files and downloads, ``RuntimeError`` for calls in the wrong
-order), so ``except ValueError`` keeps working.
+``TypeError`` for an object of the wrong kind, ``OSError`` for files and
+downloads, ``RuntimeError`` for calls in the wrong order), so ``except
+ValueError`` keeps working.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class InvalidPromptError(SamkitError, ValueError):
 
 
 class InvalidSettingError(SamkitError, ValueError):
-    """A setting is out of range: tile size, halo, pyramid level, generation thresholds, device, precision, a registry entry."""
+    """A setting is out of range: tile size, halo, pyramid level, thresholds, device, precision, a registry entry."""
 
 
 class UnknownModelError(SamkitError, ValueError):

@@ -90,10 +90,11 @@ class Predictor:
         shape = rgb.shape[:2]
         h, w = input_size(shape, self.model.image_size)
         if min(h, w) < 1:
+            side = self.model.image_size
             raise InvalidImageError(
-                f"image of shape {shape} is too elongated for the Predictor: resized to SAM's {self.model.image_size}-pixel "
-                f"input its short side would vanish (aspect ratio above {2 * self.model.image_size}:1); crop it into "
-                "pieces, or use samkit.Session, which tiles it"
+                f"image of shape {shape} is too elongated for the Predictor: resized to SAM's {side}-pixel input its "
+                f"short side would vanish (aspect ratio above {2 * side}:1); crop it into pieces, or use "
+                "samkit.Session, which tiles it"
             )
         resized = np.array(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
         tensor = torch.from_numpy(resized).permute(2, 0, 1)[None].float()  # (1, 3, h, w)

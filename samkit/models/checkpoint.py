@@ -56,9 +56,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         extras = {k: v for k, v in obj.items() if k != "model_state"}
         obj = obj["model_state"]
         if not isinstance(obj, dict):
-            raise CheckpointError(
-                f"{path.name}: its 'model_state' holds a {type(obj).__name__}, not a state dict (a damaged micro-sam file?)"
-            )
+            kind = type(obj).__name__
+            raise CheckpointError(f"{path.name}: its 'model_state' holds a {kind}, not a state dict (a damaged file?)")
     state = {_strip_prefixes(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
         raise CheckpointError(f"{path.name} contains no weight tensors")
