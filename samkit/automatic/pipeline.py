@@ -30,7 +30,7 @@ import zarr
 from .._journal import is_saved
 from ..engine.grid import TileGrid
 from ..engine.session import Session
-from ..errors import InvalidImageError
+from ..errors import InvalidImageError, UnsupportedModelError
 from ..intensity import DEFAULT_PERCENTILES
 from ..labels import LabelImage
 from . import stitch
@@ -281,7 +281,7 @@ def _read(windows, grid: TileGrid, index, box) -> np.ndarray:
 def _point_decoder(model):
     decoder = getattr(model, "point_decoder", None)
     if decoder is None:
-        raise TypeError(
+        raise UnsupportedModelError(
             f"{getattr(model, 'name', type(model).__name__)} cannot segment automatically: its window model has no "
             "point_decoder (see samkit.engine.models); use SAM, 'classical' or samkit.testing.OracleModel"
         )

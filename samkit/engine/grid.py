@@ -20,7 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..errors import InvalidImageError
+from ..errors import InvalidImageError, InvalidSettingError
 from .mask import Box
 
 
@@ -53,7 +53,7 @@ class TileGrid:
         if min(self.shape) < 1:
             raise InvalidImageError(f"cannot tile an empty image of shape {self.shape}")
         if self.tile_size < 16 or not 0 <= 2 * self.halo < self.tile_size:
-            raise ValueError(
+            raise InvalidSettingError(
                 f"tile_size={self.tile_size}, halo={self.halo}: need tile_size >= 16 and 0 <= 2 * halo < tile_size"
             )
 

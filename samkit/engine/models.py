@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import UnsupportedModelError
 from ..models.sam import Sam
 from ..predictor import Predictor, input_size
 from .mask import tight
@@ -244,7 +245,7 @@ def window_model(model):
             return model._samkit_windows
     if all(hasattr(model, a) for a in ("embed", "decoder", "embedding_spec", "signature")):
         return model
-    raise TypeError(
+    raise UnsupportedModelError(
         f"{type(model).__name__} is not a model samkit can use: pass samkit.load_model(...), a registry "
         "name, a checkpoint path, 'classical', or a window model (see samkit.engine.models)"
     )

@@ -16,7 +16,7 @@ from collections import OrderedDict
 import numpy as np
 from skimage.transform import resize
 
-from ..errors import InvalidPromptError
+from ..errors import InvalidPromptError, InvalidSettingError
 from ..intensity import DEFAULT_PERCENTILES, IntensityPolicy, sample_pixels
 from ..io import open_image
 from ..io.identity import pixel_digest
@@ -104,14 +104,15 @@ class Session:
         self.model = window_model(model)
         shapes = self.image.level_shapes
         if not 0 <= level < len(shapes):
-            raise ValueError(f"level={level}: the image has {len(shapes)} pyramid level(s), 0..{len(shapes) - 1}")
+            raise InvalidSettingError(f"level={level}: the image has {len(shapes)} pyramid level(s), 0..{len(shapes) - 1}")
         self.level = level
         self.shape = tuple(int(n) for n in shapes[0][:2])  # (H, W) at level 0, where prompts live
         level_shape = tuple(int(n) for n in shapes[level][:2])
         self.scale = (self.shape[0] / level_shape[0], self.shape[1] / level_shape[1])
         if halo < 1:
-            raise ValueError(f"halo={halo}: windows must overlap (halo >= 1) for objects to be followed across them")
-        side = tile_size or getattr(self.model, "input_size", DEFAULT_TILE)
+            raise InvalidSettingError(f"halo={halo}: windows must overlap (halo >= 1) for objects to be followed across them")
+        default = getattr(self.model, "input_size", DEFAULT_TILE)
+        side = default if tile_size is None else tile_size  # 0 is refused by the grid, not taken as the default
         self.grid = TileGrid(level_shape, side, halo)
         self.max_windows = max_windows
 

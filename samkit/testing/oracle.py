@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ..engine.lookup import LabelLookupModel
+from ..errors import InvalidImageError
 
 
 class OracleModel(LabelLookupModel):
@@ -42,7 +43,7 @@ class OracleModel(LabelLookupModel):
 
     def __init__(self, labels, *, delay: float = 0.0) -> None:
         if len(getattr(labels, "shape", ())) != 2:
-            raise ValueError(f"ground-truth labels must be 2D (H, W), got shape {getattr(labels, 'shape', None)}")
+            raise InvalidImageError(f"ground-truth labels must be 2D (H, W), got shape {getattr(labels, 'shape', None)}")
         self.labels = labels
         self.delay = float(delay)
 

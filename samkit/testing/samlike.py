@@ -36,6 +36,7 @@ from scipy import ndimage
 
 from ..engine.mask import paste, tight
 from ..engine.models import Decoded, PointMasks, empty_point_masks
+from ..errors import InvalidSettingError
 from ..prompts import LOWRES_SIZE
 from .oracle import OracleModel
 
@@ -75,7 +76,7 @@ class SamLikeModel(OracleModel):
     def __init__(self, labels, *, noise: float = 0.5, quality: float = 1.0, seed: int = 0, delay: float = 0.0) -> None:
         super().__init__(labels, delay=delay)
         if not noise >= 0:
-            raise ValueError(f"noise={noise!r}: must be >= 0 (pixels)")
+            raise InvalidSettingError(f"noise={noise!r}: must be >= 0 (pixels)")
         if not 0 < quality <= 1:
             raise ValueError(f"quality={quality!r}: must lie in (0, 1]")
         self.noise, self.quality, self.seed = float(noise), float(quality), int(seed)
