@@ -51,21 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("samkit: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - what a reader library raises on a corrupt file
-        if not _raised_reading(exc):
-            raise  # a bug: its traceback is what a report needs
-        inputs = " or ".join(str(p) for p in (getattr(args, "labels", None), getattr(args, "image", None)) if p)
-        _fail(f"cannot read {inputs}: {type(exc).__name__}: {exc} (a corrupt or truncated file?)")
-        return 2
-
-
-def _raised_reading(exc: BaseException) -> bool:
-    """Whether ``exc`` came from reading an input image (inside :mod:`samkit.io`), e.g. a corrupt zarr chunk."""
-    import traceback
-    from pathlib import Path
-
-    io = Path(__file__).parent / "io"
-    return any(Path(frame.f_code.co_filename).parent == io for frame, _ in traceback.walk_tb(exc.__traceback__))
 
 
 def _fail(message: str) -> None:

@@ -177,7 +177,7 @@ def test_corrupt_zarr_chunk_is_one_line(capsys, nuclei, tmp_path):
     (path / "c" / "1" / "1").write_bytes(b"not zstd data")
     line = error_line(capsys, ["segment", str(path), "-o", str(tmp_path / "labels.tif"), "--cache",
                                str(tmp_path / "emb"), *WINDOWS])  # fmt: skip
-    assert line.startswith(f"samkit: error: cannot read {path}: ") and "corrupt" in line
+    assert line.startswith(f"samkit: error: cannot read '{path}'") and "chunk 'c/1/1' is unreadable" in line
     assert not (tmp_path / "labels.tif").exists()
 
 

@@ -78,7 +78,7 @@ class SamLikeModel(OracleModel):
         if not noise >= 0:
             raise InvalidSettingError(f"noise={noise!r}: must be >= 0 (pixels)")
         if not 0 < quality <= 1:
-            raise ValueError(f"quality={quality!r}: must lie in (0, 1]")
+            raise InvalidSettingError(f"quality={quality!r}: must lie in (0, 1]")
         self.noise, self.quality, self.seed = float(noise), float(quality), int(seed)
 
     def signature(self) -> dict:
