@@ -220,8 +220,8 @@ def _add_window_options(parser) -> None:
     parser.add_argument("--cache", help="embedding store folder (default: <samkit cache>/embeddings)")
     parser.add_argument("--tile-size", type=_int_at_least(16),
                         help="window side in pixels, at least 16 (default: the model's input, 1024)")  # fmt: skip
-    parser.add_argument("--halo", type=_int_at_least(1), default=128,
-                        help="half the overlap of windows, at least 1 (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--halo", type=_int_at_least(1),
+                        help="half the overlap of windows, at least 1 (default: 128, or an eighth of smaller windows)")  # fmt: skip
     parser.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://10.0.0.5:8786 "
                         "(workers need the image, cache and work folder on a shared file system)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -330,13 +330,14 @@ def _measure(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_settings(settings: dict, halo: int, tile_size: int | None) -> None:
+def _check_settings(settings: dict, halo: int | None, tile_size: int | None) -> None:
     """Refuse bad settings before any work (InvalidSettingError, one line like any samkit error)."""
     from .automatic import Settings
-    from .engine.grid import TileGrid
+    from .engine.grid import TileGrid, default_halo
 
     Settings(**settings)
-    TileGrid((1, 1), 1024 if tile_size is None else tile_size, halo)
+    side = 1024 if tile_size is None else tile_size
+    TileGrid((1, 1), side, default_halo(side) if halo is None else halo)
 
 
 def _exists(path: str, what: str):

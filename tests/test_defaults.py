@@ -131,3 +131,14 @@ def test_annotator_at_defaults_commits_the_clicked_objects(real_data):
     expected = np.select([truth == label for label in chosen], [1, 2, 3], 0)
     np.testing.assert_array_equal(np.asarray(annotator.labels), expected)
     annotator.close()
+
+
+def test_a_smaller_window_gets_a_fitting_default_halo(real_data):
+    """tile_size alone (no halo) works: the default halo is 128 px for SAM's 1024 px windows and an
+    eighth of smaller ones (a fixed 128 refused every window under 258 px)."""
+    image, labels = load_dsb(real_data, "1d9eacb3161f")
+    assert samkit.Session(image, OracleModel(labels)).grid.halo == 128
+    assert samkit.Session(image, OracleModel(labels), tile_size=256).grid.halo == 32
+    assert samkit.Session(image, OracleModel(labels), tile_size=100).grid.halo == 12
+    found = np.asarray(samkit.segment_all(image, OracleModel(labels), tile_size=256))
+    assert evaluate(labels, found, thresholds=(0.99,)).fp[0] == 0

@@ -92,7 +92,7 @@ def test_predictor_refuses_too_elongated_images():
 @pytest.mark.parametrize(
     "options, match",
     [
-        (dict(tile_size=0), "tile_size=0, halo=128: need tile_size >= 16"),  # refused, not the default
+        (dict(tile_size=0), "tile_size=0, halo=1: need tile_size >= 16"),  # refused, not the default
         (dict(tile_size=8, halo=1), "tile_size=8"),
         (dict(tile_size=256, halo=128), r"2 \* halo < tile_size"),
         (dict(halo=0), r"halo=0: windows must overlap \(halo >= 1\)"),

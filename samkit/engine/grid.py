@@ -32,6 +32,14 @@ def window_starts(size: int, tile: int, stride: int) -> np.ndarray:
     return np.append(starts, size - tile)
 
 
+DEFAULT_HALO = 128  # for SAM's 1024 px windows: objects up to 256 px across fit in one window's overlap
+
+
+def default_halo(tile_size: int) -> int:
+    """The halo used when none is given: 128 px, or an eighth of smaller windows (1 at the least)."""
+    return max(1, min(DEFAULT_HALO, int(tile_size) // 8))
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """Overlapping ``tile_size`` windows over an image of ``shape`` (H, W).

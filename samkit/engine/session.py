@@ -22,7 +22,7 @@ from ..io import open_image
 from ..io.identity import pixel_digest
 from ..prompts import LOWRES_SIZE, check_boxes, check_points
 from . import stitch
-from .grid import TileGrid
+from .grid import TileGrid, default_halo
 from .mask import Mask, paste, tight
 from .models import window_model
 from .store import EmbeddingStore
@@ -53,8 +53,9 @@ class Session:
     tile_size : int, optional
         Side of the windows the model sees, in pixels of ``level``
         (default: the model's input size, 1024 for SAM).
-    halo : int
-        Neighbouring windows overlap by ``2 * halo`` pixels (default 128,
+    halo : int, optional
+        Neighbouring windows overlap by ``2 * halo`` pixels (default 128, an
+        eighth of windows smaller than 1024 px;
         at least 1: an object is followed into the next window from a
         point inside it that both windows see).
     level : int
@@ -91,7 +92,7 @@ class Session:
         model,
         *,
         tile_size: int | None = None,
-        halo: int = 128,
+        halo: int | None = None,
         level: int = 0,
         cache=None,
         channels=None,
@@ -109,10 +110,11 @@ class Session:
         self.shape = tuple(int(n) for n in shapes[0][:2])  # (H, W) at level 0, where prompts live
         level_shape = tuple(int(n) for n in shapes[level][:2])
         self.scale = (self.shape[0] / level_shape[0], self.shape[1] / level_shape[1])
-        if halo < 1:
-            raise InvalidSettingError(f"halo={halo}: windows must overlap (halo >= 1) for objects to be followed across them")
         default = getattr(self.model, "input_size", DEFAULT_TILE)
         side = default if tile_size is None else tile_size  # 0 is refused by the grid, not taken as the default
+        halo = default_halo(side) if halo is None else halo
+        if halo < 1:
+            raise InvalidSettingError(f"halo={halo}: windows must overlap (halo >= 1) for objects to be followed across them")
         self.grid = TileGrid(level_shape, side, halo)
         self.max_windows = max_windows
 
