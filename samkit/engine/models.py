@@ -88,6 +88,15 @@ def empty_point_masks() -> PointMasks:
     return PointMasks(np.zeros(0, int), np.zeros(0, np.float32), np.zeros(0, np.float32), [], np.zeros((0, 2), int))
 
 
+def point_masks(parts) -> PointMasks:
+    """PointMasks from (point, score, stability, crop, offset) tuples, one per mask."""
+    if not parts:
+        return empty_point_masks()
+    point, score, stability, crops, offsets = zip(*parts)
+    return PointMasks(np.array(point), np.array(score, np.float32), np.array(stability, np.float32),
+                      list(crops), np.array(offsets, int).reshape(-1, 2))
+
+
 def stability_score(logits: torch.Tensor, threshold: float, offset: float) -> torch.Tensor:
     """(..., h, w) logits -> (...) IoU of the masks at ``threshold + offset`` and ``threshold - offset``."""
     inner = (logits > threshold + offset).sum((-1, -2), dtype=torch.int32)
@@ -198,11 +207,7 @@ class SamWindows:
                     crop, offset = tight(crop.cpu().numpy(), offset)
                     if crop.size:
                         parts.append((start + b, float(scores[b, m]), float(stable[b, m]), crop, offset))
-            if not parts:
-                return empty_point_masks()
-            point, score, stability, crops, offsets = zip(*parts)
-            return PointMasks(np.array(point), np.array(score, np.float32), np.array(stability, np.float32),
-                              list(crops), np.array(offsets, int).reshape(-1, 2))
+            return point_masks(parts)
 
         return decode_points
 

@@ -115,24 +115,29 @@ class Folder:
 
     def read_into(self, name: str, out: np.ndarray) -> bool | None:
         """Fill ``out`` from the file: None if absent, False if its size is not ``out.nbytes``."""
-        path, dir_fd = self._at(name)
-        try:
-            fd = os.open(path, os.O_RDONLY | _BINARY, dir_fd=dir_fd)
-        except FileNotFoundError:
+        f = self._open(name)
+        if f is None:
             return None
-        with os.fdopen(fd, "rb") as f:
+        with f:
             count = f.readinto(memoryview(out).cast("B"))
             return count == out.nbytes and not f.read(1)
 
     def read_small(self, name: str, limit: int = 4096) -> bytes | None:
         """The bytes of a small file (at most ``limit`` are read), None if absent."""
+        f = self._open(name)
+        if f is None:
+            return None
+        with f:
+            return f.read(limit)
+
+    def _open(self, name: str):
+        """The file opened for reading, or None if absent."""
         path, dir_fd = self._at(name)
         try:
             fd = os.open(path, os.O_RDONLY | _BINARY, dir_fd=dir_fd)
         except FileNotFoundError:
             return None
-        with os.fdopen(fd, "rb") as f:
-            return f.read(limit)
+        return os.fdopen(fd, "rb")
 
     def read_json(self, name: str):
         path, dir_fd = self._at(name)

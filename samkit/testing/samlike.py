@@ -35,7 +35,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..engine.mask import paste, tight
-from ..engine.models import Decoded, PointMasks, empty_point_masks
+from ..engine.models import Decoded, point_masks
 from ..errors import InvalidSettingError
 from ..prompts import LOWRES_SIZE
 from .oracle import OracleModel
@@ -114,11 +114,7 @@ class SamLikeModel(OracleModel):
                 for (crop, offset), score, stability in self._candidates(view, point[None], None, multimask):
                     if score >= min_score and stability >= min_stability and crop.any():
                         parts.append((k, score, stability, crop, offset))
-            if not parts:
-                return empty_point_masks()
-            point, score, stability, crops, offsets = zip(*parts)
-            return PointMasks(np.array(point), np.array(score, np.float32), np.array(stability, np.float32),
-                              list(crops), np.array(offsets, int).reshape(-1, 2))
+            return point_masks(parts)
 
         return decode_points
 
