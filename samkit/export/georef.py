@@ -25,10 +25,13 @@ class Georef:
         The CRS as WKT, ``"EPSG:32617"`` or anything :class:`pyproj.CRS` reads.
     transform : (a, b, c, d, e, f)
         The geotransform in rasterio / affine order (see the module docstring).
+    shape : (H, W), optional
+        The image's size in pixels, when known.
     """
 
     crs: str
     transform: tuple[float, float, float, float, float, float]
+    shape: tuple[int, int] | None = None
 
     @classmethod
     def from_image(cls, path) -> Georef:
@@ -42,12 +45,12 @@ class Georef:
         rasterio = require("rasterio", "gis")
         try:
             with rasterio.open(path) as source:
-                crs, transform = source.crs, source.transform
+                crs, transform, shape = source.crs, source.transform, source.shape
         except rasterio.errors.RasterioIOError as e:
             raise InvalidImageError(f"cannot read georeferencing from '{path}': {e}") from e
         if crs is None or transform.is_identity:
             raise CRSError(f"'{path}' has no georeferencing (CRS {crs}, transform {tuple(transform)[:6]})")
-        return cls(crs.to_wkt(), tuple(float(v) for v in tuple(transform)[:6]))
+        return cls(crs.to_wkt(), tuple(float(v) for v in tuple(transform)[:6]), tuple(shape))
 
     @property
     def affine(self):
