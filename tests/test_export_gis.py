@@ -176,3 +176,47 @@ def test_cli_segment_with_prompts_and_export(osbs, tmp_path, capsys):
     assert len(data["annotations"]) == len(samkit.LabelImage.open(folder).objects)
     assert main(["export", str(folder), "-o", str(tmp_path / "c.csv"), "--georef", str(image)]) == 0
     assert main(["segment", str(image), "--prompts", str(tmp_path / "none.xml"), "-o", str(tmp_path / "x.gpkg")]) == 2
+
+
+def test_point_prompts_in_pixels_segment_nuclei(real_data, tmp_path):
+    """CSV points and a pixel-coordinate GeoJSON (no CRS, an image without georeferencing) drive segmentation."""
+    from conftest import load_dsb, object_centres
+
+    image, truth = load_dsb(real_data, "1d9eacb3161f")
+    points = object_centres(truth, 12)
+    (tmp_path / "points.csv").write_text("y,x,class\n" + "".join(f"{y},{x},nucleus\n" for y, x in points))
+    prompts = read_prompts(tmp_path / "points.csv", image)
+    np.testing.assert_array_equal(prompts.points, points)
+    session = samkit.Session(image, OracleModel(truth), tile_size=128, halo=16)
+    result = segment_prompts(session, prompts)
+    got = np.asarray(result.labels)
+    for i, (y, x) in enumerate(points, 1):
+        np.testing.assert_array_equal(got == i, truth == truth[y, x])
+    frame = geopandas.GeoDataFrame({"class": ["nucleus"] * len(points)},
+                                   geometry=shapely.points(points[:, 1] + 0.5, points[:, 0] + 0.5))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no CRS: pixels
+        frame.to_file(tmp_path / "points.geojson", engine="pyogrio")
+    np.testing.assert_array_equal(read_prompts(tmp_path / "points.geojson", image).points, points + 0.5)
+
+
+def test_world_csv_and_bad_inputs(osbs, tmp_path):
+    image, _, boxes, _ = osbs
+    georef = Georef.from_image(image)
+    world = np.concatenate([georef.to_world(boxes[:, [2, 1]]), georef.to_world(boxes[:, [0, 3]])], 1)
+    (tmp_path / "utm.csv").write_text("xmin,ymin,xmax,ymax\n" + "".join(",".join(f"{v:.17g}" for v in r) + "\n" for r in world))
+    np.testing.assert_allclose(read_prompts(tmp_path / "utm.csv", image, coords="world").boxes, boxes, atol=1e-6)
+    with pytest.raises(InvalidPromptError, match="coords='world' needs the image's georeferencing"):
+        read_prompts(tmp_path / "utm.csv", (400, 400), coords="world")
+    with pytest.raises(InvalidPromptError, match=r"prompt files are .xml, .json, .csv, .geojson, .gpkg, not .txt"):
+        read_prompts(tmp_path / "boxes.txt", image)
+    with pytest.raises(samkit.errors.InvalidImageError, match="LabelImage or an integer array"):
+        write_vector([[1, 2]], tmp_path / "x.gpkg")
+    with pytest.raises(samkit.errors.InvalidImageError, match="integers in 2 or more dimensions"):
+        write_vector(np.zeros((4, 4)), tmp_path / "x.gpkg")
+    with pytest.raises(CRSError, match="no georeferencing"):
+        Georef.from_image(real_png := image.with_suffix(".png"))
+    assert real_png.is_file()
+    (tmp_path / "words.csv").write_text("xmin,ymin,xmax,ymax\n1,2,three,4\n")
+    with pytest.raises(InvalidPromptError, match=r"must hold numbers"):
+        read_prompts(tmp_path / "words.csv", image)

@@ -48,7 +48,7 @@ def segment_with_prompts(args: argparse.Namespace, model, cache) -> int:
     """``samkit segment IMAGE --prompts FILE -o OUT``."""
     from ..engine import Session
     from ..labels import LabelImage
-    from .prompts import read_prompts
+    from .prompts import georef_or_none, read_prompts
     from .segment import segment_prompts
 
     for path, what in ((args.image, "image"), (args.prompts, "prompt file")):
@@ -76,7 +76,7 @@ def segment_with_prompts(args: argparse.Namespace, model, cache) -> int:
         if bar is not None:
             bar.close()
     if not folder:
-        write_objects(result, out, georef=_georef_of(args.image), polygons=False, overwrite=False)
+        write_objects(result, out, georef=georef_or_none(args.image), polygons=False, overwrite=False)
     print(f"{len(result.labels.objects)} objects -> {out}", file=sys.stderr)
     return 0
 
@@ -123,13 +123,3 @@ def open_labels(path: str):
             path = path / "labels" / names[0]
     image = open_image(path)
     return np.asarray(image[...] if image.ndim == 2 else image.yxc()[..., 0])
-
-
-def _georef_of(image):
-    """The georeferencing of ``image`` when it is a georeferenced file, else None."""
-    from .georef import Georef
-
-    try:
-        return Georef.from_image(image)
-    except Exception:  # not a GeoTIFF, no CRS, or no rasterio: pixel coordinates
-        return None

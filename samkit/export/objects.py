@@ -88,11 +88,10 @@ def gather(labels, classes=None, scores=None) -> Objects:
     if isinstance(labels, LabelImage):
         found_classes, found_scores = _from_log(labels.log)
         classes, scores = {**found_classes, **classes}, {**found_scores, **scores}
-    elif not isinstance(labels, (np.ndarray, Objects)) and not hasattr(labels, "__array__"):
+    elif not all(hasattr(labels, name) for name in ("shape", "dtype", "__getitem__")):
         raise InvalidImageError(f"expected a samkit.LabelImage or an integer array, not {type(labels).__name__}")
-    dtype = labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype
-    if not np.issubdtype(dtype, np.integer) or len(labels.shape) < 2:
-        raise InvalidImageError(f"labels must be an integer array of 2 or more dimensions, not {dtype} {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer) or len(labels.shape) < 2:
+        raise InvalidImageError(f"labels must be integers in 2 or more dimensions, not {labels.dtype} of shape {labels.shape}")
     for what, mapping in (("classes", classes), ("scores", scores)):
         bad = [k for k in mapping if not isinstance(k, (int, np.integer)) or k <= 0]
         if bad:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidPromptError
+from ..errors import InvalidPromptError, SamkitError
 from .georef import Georef, as_georef
 
 SUFFIXES = (".xml", ".json", ".csv", ".geojson", ".gpkg")
@@ -120,11 +120,18 @@ def _image(image, georef):
     if isinstance(georef, str) and georef == "auto":
         georef = None
         if isinstance(image, (str, Path)) and Path(image).suffix.lower() in (".tif", ".tiff"):
-            try:
-                georef = Georef.from_image(image)
-            except Exception:  # not georeferenced, or no rasterio: pixel coordinates
-                georef = None
+            georef = georef_or_none(image)
     return shape, as_georef(georef)
+
+
+def georef_or_none(image) -> Georef | None:
+    """The georeferencing of the file ``image``, or None (not georeferenced, or no rasterio)."""
+    with warnings.catch_warnings():  # rasterio warns of files without georeferencing
+        warnings.simplefilter("ignore")
+        try:
+            return Georef.from_image(image)
+        except SamkitError:
+            return None
 
 
 def _voc(path: Path):
@@ -172,15 +179,17 @@ def _csv(path: Path, image_name, world: bool, georef):
         table = table[table["image_path"].map(lambda p: Path(str(p)).name) == Path(image_name).name]
     name = next((c for c in ("class", "label", "name") if c in table), None)
     classes = table[name].astype(str).tolist() if name else ["object"] * len(table)
-    if {"xmin", "ymin", "xmax", "ymax"} <= set(table):
-        boxes, points = table[["ymin", "xmin", "ymax", "xmax"]].to_numpy(float), np.zeros((0, 2))
-    elif {"y0", "x0", "y1", "x1"} <= set(table):
-        boxes, points = table[["y0", "x0", "y1", "x1"]].to_numpy(float), np.zeros((0, 2))
-    elif {"y", "x"} <= set(table):
-        boxes, points = np.zeros((0, 4)), table[["y", "x"]].to_numpy(float)
-    else:
+    columns = next((c for c in (["ymin", "xmin", "ymax", "xmax"], ["y0", "x0", "y1", "x1"], ["y", "x"])
+                    if set(c) <= set(table)), None)  # fmt: skip
+    if columns is None:
         raise InvalidPromptError(f"'{path}' has columns {list(table.columns)}; a prompt CSV needs xmin, ymin, "
                                  "xmax, ymax (or y0, x0, y1, x1) for boxes, or y, x for points")  # fmt: skip
+    try:
+        values = table[columns].to_numpy(float)
+    except ValueError as e:
+        raise InvalidPromptError(f"'{path}': the columns {columns} must hold numbers ({e})") from e
+    boxes = values if len(columns) == 4 else np.zeros((0, 4))
+    points = values if len(columns) == 2 else np.zeros((0, 2))
     if world:
         if georef is None:
             raise InvalidPromptError(f"'{path}': coords='world' needs the image's georeferencing (a GeoTIFF)")
