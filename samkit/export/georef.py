@@ -7,6 +7,7 @@ geotransform maps a pixel corner (column, row) to world (X, Y) as GDAL and raste
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,8 +45,10 @@ class Georef:
         """
         rasterio = require("rasterio", "gis")
         try:
-            with rasterio.open(path) as source:
-                crs, transform, shape = source.crs, source.transform, source.shape
+            with warnings.catch_warnings():  # a file without georeferencing is answered below
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                with rasterio.open(path) as source:
+                    crs, transform, shape = source.crs, source.transform, source.shape
         except rasterio.errors.RasterioIOError as e:
             raise InvalidImageError(f"cannot read georeferencing from '{path}': {e}") from e
         if crs is None or transform.is_identity:

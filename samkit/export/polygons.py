@@ -105,9 +105,9 @@ def mask_geometry(crop: np.ndarray, offset=(0, 0), georef: Georef | None = None)
     shapely = require("shapely", "gis")
     from affine import Affine
 
-    transform = Affine.translation(offset[1], offset[0])
-    if georef is not None:
-        transform = georef.affine * transform
+    a, b, c, d, e, f = georef.transform if georef is not None else (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    oy, ox = offset  # the crop's corner, then the geotransform
+    transform = Affine(a, b, a * ox + b * oy + c, d, e, d * ox + e * oy + f)
     crop = np.ascontiguousarray(crop, np.uint8)
     found = [shapely.geometry.shape(g) for g, _ in features.shapes(crop, mask=crop.astype(bool), transform=transform)]
     return found[0] if len(found) == 1 else shapely.MultiPolygon(found)
