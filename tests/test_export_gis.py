@@ -119,11 +119,11 @@ def test_prompts_outside_the_image_are_counted(osbs, tmp_path):
     image, xml, boxes, _ = osbs
     text = xml.read_text().replace("</annotation>", "".join(
         f"<object><name>Tree</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
-        for x0, y0, x1, y1 in [(500, 10, 520, 30), (-40, -40, -10, -10), (390, 390, 420, 410)]) + "</annotation>")  # fmt: skip
+        for x0, y0, x1, y1 in [(500, 10, 520, 30), (10, 450, 30, 470), (-40, -40, -10, -10), (390, 390, 420, 410)]) + "</annotation>")  # fmt: skip
     (tmp_path / "more.xml").write_text(text)
-    with pytest.warns(UserWarning, match=r"2 of 64 prompts .* outside the image of shape \(400, 400\)"):
+    with pytest.warns(UserWarning, match=r"3 of 65 prompts .* outside the image of shape \(400, 400\)"):
         prompts = read_prompts(tmp_path / "more.xml", image)
-    assert prompts.outside == 2 and prompts.clipped == 1 and len(prompts.boxes) == len(boxes) + 1
+    assert prompts.outside == 3 and prompts.clipped == 1 and len(prompts.boxes) == len(boxes) + 1
     np.testing.assert_array_equal(prompts.boxes[-1], [390, 390, 400, 400])
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InvalidPromptError, match="xmin, ymin, xmax, ymax"):
