@@ -171,7 +171,8 @@ def test_cli_segment_with_prompts_and_export(osbs, tmp_path, capsys):
     assert main(args[:5] + [str(folder)] + args[6:] + ["--no-progress"]) == 0
     assert main(["export", str(folder), "-o", str(tmp_path / "crowns.json")]) == 0
     assert main(["export", str(folder), "-o", str(tmp_path / "crowns.json")]) == 2  # never overwritten
-    assert "already exists" in capsys.readouterr().err
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["export", str(folder), "-o", str(tmp_path / "crowns.json"), "--overwrite", "--polygons"]) == 0
     data = json.loads((tmp_path / "crowns.json").read_text())
     assert len(data["annotations"]) == len(samkit.LabelImage.open(folder).objects)
     assert main(["export", str(folder), "-o", str(tmp_path / "c.csv"), "--georef", str(image)]) == 0

@@ -37,9 +37,14 @@ def add_prompts_option(parser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from ..errors import OutputExistsError
+
     out = Path(args.out)
     labels = open_labels(args.labels)
-    count = write_objects(labels, out, georef=args.georef, polygons=args.polygons, overwrite=args.overwrite)
+    try:
+        count = write_objects(labels, out, georef=args.georef, polygons=args.polygons, overwrite=args.overwrite)
+    except OutputExistsError as e:
+        raise OutputExistsError(f"{out} already exists; pass --overwrite to replace it") from e
     print(f"{count} objects -> {out}", file=sys.stderr)
     return 0
 
