@@ -125,6 +125,8 @@ def test_prompts_outside_the_image_are_counted(osbs, tmp_path):
         prompts = read_prompts(tmp_path / "more.xml", image)
     assert prompts.outside == 3 and prompts.clipped == 1 and len(prompts.boxes) == len(boxes) + 1
     np.testing.assert_array_equal(prompts.boxes[-1], [390, 390, 400, 400])
+    with pytest.raises(InvalidPromptError, match=r"for an image of \(H, W\) = \(400, 400\), not \(1035, 1249\)"):
+        read_prompts(xml, xml.with_name("2019_YELL_2_541000_4977000_image_crop.png"))
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InvalidPromptError, match="xmin, ymin, xmax, ymax"):
         read_prompts(tmp_path / "bad.csv", image)

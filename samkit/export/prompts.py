@@ -5,7 +5,8 @@ Every reader gives :class:`Prompts` in samkit's frame: level-0 pixels, boxes as
 (GeoJSON, GeoPackage, or CSV with ``coords="world"``) are mapped through the image's
 geotransform, after reprojection when the file is in another CRS than the image.
 Boxes partly outside the image are clipped to it; prompts wholly outside are dropped
-and counted (``Prompts.outside``, and a warning says how many), never silently.
+and counted (``Prompts.outside``, and a warning says how many), never silently. A VOC or
+COCO file stating another image size than the image's is refused.
 
 Conventions of the formats: VOC ``xmin ymin xmax ymax`` and COCO ``bbox`` [x, y, w, h]
 are pixels with x = column (VOC's corners taken as 0-based, end exclusive, as DeepForest
@@ -98,9 +99,9 @@ def read_prompts(path, image, *, georef="auto", coords: str = "auto", reproject:
     if coords not in ("auto", "pixel", "world"):
         raise InvalidPromptError(f"coords={coords!r}: use 'auto', 'pixel' or 'world'")
     if suffix == ".xml":
-        boxes, classes, points, point_classes = _voc(path) + ([], [])
+        boxes, classes, points, point_classes = _voc(path, shape) + ([], [])
     elif suffix == ".json" and not _is_geojson(path):
-        boxes, classes = _coco(path, image_name)
+        boxes, classes = _coco(path, image_name, shape)
         points, point_classes = [], []
     elif suffix == ".csv":
         boxes, classes, points, point_classes = _csv(path, image_name, coords == "world", georef)
@@ -134,11 +135,14 @@ def georef_or_none(image) -> Georef | None:
             return None
 
 
-def _voc(path: Path):
+def _voc(path: Path, shape):
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:
         raise InvalidPromptError(f"'{path}' is not valid XML: {e}") from e
+    size = root.find("size")
+    if size is not None and size.findtext("height") and size.findtext("width"):
+        _same_size(path, (int(float(size.findtext("height"))), int(float(size.findtext("width")))), shape)
     boxes, classes = [], []
     for obj in root.iter("object"):
         bnd = obj.find("bndbox")
@@ -151,7 +155,7 @@ def _voc(path: Path):
     return boxes, classes
 
 
-def _coco(path: Path, image_name):
+def _coco(path: Path, image_name, shape):
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     images = data.get("images", [])
@@ -160,6 +164,8 @@ def _coco(path: Path, image_name):
     if len(images) != 1:
         raise InvalidPromptError(f"'{path}' holds {len(images)} images{'' if image_name is None else ' named ' + image_name}; "
                                  "pass image_name= with one file_name of its images")  # fmt: skip
+    if "height" in images[0] and "width" in images[0]:
+        _same_size(path, (int(images[0]["height"]), int(images[0]["width"])), shape)
     names = {c["id"]: c["name"] for c in data.get("categories", [])}
     boxes, classes = [], []
     for annotation in data.get("annotations", []):
@@ -168,6 +174,12 @@ def _coco(path: Path, image_name):
             boxes.append((y, x, y + h, x + w))
             classes.append(names.get(annotation.get("category_id"), "object"))
     return boxes, classes
+
+
+def _same_size(path, stated, shape) -> None:
+    if tuple(stated) != tuple(shape):
+        raise InvalidPromptError(f"'{path}' is for an image of (H, W) = {tuple(stated)}, not {tuple(shape)}: "
+                                 "is it the prompt file of another image?")  # fmt: skip
 
 
 def _csv(path: Path, image_name, world: bool, georef):
