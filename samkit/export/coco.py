@@ -9,6 +9,9 @@ column first, pixel corners at integers, like samkit's pixel-edge frame.
 ``segmentation`` is compressed RLE (column-major, as COCO defines it); with
 ``polygons=True`` it is a list of outer rings traced along pixel edges, except for
 objects with holes, which COCO polygons cannot hold: those stay RLE.
+
+pycocotools encodes whole images, so each object costs H x W bytes of work: fine for
+images of a few thousand pixels a side; for whole-slide label images prefer GeoPackage.
 """
 
 from __future__ import annotations
