@@ -152,12 +152,18 @@ def test_voc_boxes_segment_the_yell_scene_across_tiles(real_data):
     assert set(result.classes.values()) == {"Tree"} and result.labels.log[-1]["prompt"]["class"] == "Tree"
 
 
-def test_geopackage_prompts_segment_the_geotiff(osbs, tmp_path):
+@pytest.mark.parametrize("kind", ["gpkg", "geojson", "coco"])
+def test_prompt_files_segment_the_geotiff(osbs, tmp_path, kind):
+    """World-coordinate GPKG / GeoJSON boxes and COCO pixel boxes give the crowns exactly, over 2 x 2 windows."""
     image, _, boxes, truth = osbs
-    path = world_boxes_file(tmp_path / "crowns.gpkg", boxes, Georef.from_image(image))
+    if kind == "coco":
+        path = write_coco(truth, tmp_path / "crowns.json", classes={int(i): "Tree" for i in np.unique(truth)[1:]})
+    else:
+        path = world_boxes_file(tmp_path / f"crowns.{kind}", boxes, Georef.from_image(image))
     session = samkit.Session(image, OracleModel(truth), tile_size=256, halo=32)
     result = segment_prompts(session, read_prompts(path, image))
     np.testing.assert_array_equal(np.asarray(result.labels), truth)
+    assert set(result.classes.values()) == {"Tree"}
 
 
 def test_cli_segment_with_prompts_and_export(osbs, tmp_path, capsys):
