@@ -207,6 +207,7 @@ def test_point_prompts_in_pixels_segment_nuclei(real_data, tmp_path):
         warnings.simplefilter("ignore", UserWarning)  # no CRS: pixels
         frame.to_file(tmp_path / "points.geojson", engine="pyogrio")
     np.testing.assert_array_equal(read_prompts(tmp_path / "points.geojson", image).points, points + 0.5)
+    np.testing.assert_array_equal(read_prompts(tmp_path / "points.geojson", image, coords="pixel").points, points + 0.5)
 
 
 def test_world_csv_and_bad_inputs(osbs, tmp_path):

@@ -75,9 +75,9 @@ def read_prompts(path, image, *, georef="auto", coords: str = "auto", reproject:
         The image's georeferencing; "auto" reads it from ``image`` when that is a
         georeferenced file.
     coords : "auto", "pixel" or "world"
-        How to read CSV numbers; GeoJSON / GeoPackage are in world coordinates when
-        the image is georeferenced, else in pixels (x = column, y = row); VOC and COCO
-        are always pixels.
+        CSV numbers are pixels unless "world". GeoJSON / GeoPackage are in world
+        coordinates when the image is georeferenced, else (or with "pixel") in pixels,
+        x = column and y = row. VOC and COCO are always pixels.
     reproject : bool
         Reproject a vector file in another CRS than the image's (default); False
         refuses it with a :class:`~samkit.errors.CRSError` naming both.
@@ -106,7 +106,7 @@ def read_prompts(path, image, *, georef="auto", coords: str = "auto", reproject:
     elif suffix == ".csv":
         boxes, classes, points, point_classes = _csv(path, image_name, coords == "world", georef)
     else:
-        boxes, classes, points, point_classes = _vector(path, georef, reproject)
+        boxes, classes, points, point_classes = _vector(path, None if coords == "pixel" else georef, reproject)
     return _inside(np.asarray(boxes, float).reshape(-1, 4), classes, np.asarray(points, float).reshape(-1, 2),
                    point_classes, shape, path)  # fmt: skip
 
