@@ -248,6 +248,9 @@ def _add_segment(commands) -> None:
         segment.add_argument(f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name),
                              help="see samkit.segment_all (default: %(default)s)")  # fmt: skip
     segment.add_argument("--workdir", help="folder for intermediate files (default: beside OUT)")
+    from .export.cli import add_prompts_option
+
+    add_prompts_option(segment)
     segment.set_defaults(run=_segment)
 
 
@@ -279,6 +282,10 @@ def _segment(args: argparse.Namespace) -> int:
     from .automatic import segment_all
     from .measurement import save_labels
 
+    if args.prompts:  # one object per box / point of a prompt file
+        from .export.cli import segment_with_prompts
+
+        return segment_with_prompts(args, _model(args.model), _cache(args.cache))
     _exists(args.image, "image")
     out = Path(args.out)
     export = out.suffix.lower() in (".tif", ".tiff", ".zarr")
@@ -416,8 +423,14 @@ class _bar:
             self.bar.close()
 
 
+def _add_export(commands) -> None:
+    from .export.cli import add_export
+
+    add_export(commands)
+
+
 #: One function per top-level command; a new command is one more function here.
-_COMMANDS = (_add_models, _add_demo, _add_embed, _add_segment, _add_measure)
+_COMMANDS = (_add_models, _add_demo, _add_embed, _add_segment, _add_measure, _add_export)
 
 
 if __name__ == "__main__":

@@ -72,3 +72,15 @@ class InvalidPropertyError(SamkitError, ValueError):
 
 class WorkerLostError(SamkitError, RuntimeError):
     """Dask workers kept dying on a window (e.g. out of memory); nothing was written as done."""
+
+
+class OutputExistsError(SamkitError, FileExistsError):
+    """An export would replace an existing file; pass ``overwrite=True`` to allow it."""
+
+
+class CRSError(SamkitError, ValueError):
+    """Coordinates in one CRS meet an image in another (or in none) and cannot be reprojected."""
+
+
+class MissingExtraError(SamkitError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
