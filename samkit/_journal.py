@@ -2,8 +2,9 @@
 
 On-disk layout of a label image folder::
 
-    labels.zarr/      zarr v3 array (H, W); chunk files exist only where objects are
-    log.jsonl         one JSON line per operation, in order; line 0 describes the image
+    labels.zarr/      zarr v3 array (H, W), crc32c-checksummed chunks, which exist only where objects are
+    log.jsonl         one JSON line per operation, in order; line 0 describes the image; each line
+                      holds the checksums of the files it wrote (checked on reopen: :mod:`samkit._labelstore`)
     ops/000017.npz    what operation 17 changed: bbox, changed mask, previous values
     ops/000018.json   an undo/redo: which operation it undoes or redoes
 
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import zarr
-from zarr.storage import LocalStore
 
 from . import _durable
 from .engine.mask import Box, Mask
@@ -46,28 +48,6 @@ class Part(NamedTuple):
 def _write(path: Path, data: bytes) -> None:
     _durable.makedirs(path.parent)
     _durable.write_file(path, data)
-
-
-class DurableStore(LocalStore):
-    """A zarr ``LocalStore`` whose chunk writes are atomic and durable."""
-
-    async def _set(self, key, value, exclusive: bool = False) -> None:
-        if not self._is_open:
-            await self._open()
-        self.set_sync(key, value, exclusive=exclusive)
-
-    def set_sync(self, key, value, exclusive: bool = False) -> None:
-        self._ensure_open_sync()
-        self._check_writable()
-        if not (exclusive and (self.root / key).exists()):
-            _write(self.root / key, value.to_bytes())
-
-    async def delete(self, key) -> None:
-        self.delete_sync(key)
-
-    def delete_sync(self, key) -> None:
-        self._check_writable()
-        _durable.remove(self.root / key)
 
 
 # -- journals: where operations are recorded (memory, or disk with the layout above) --
@@ -116,6 +96,10 @@ class DiskJournal:
         for entry in entries:
             if entry["op"] in ("commit", "erase", "clear"):
                 self.begin(entry, parts(entry["seq"]))
+        self.write_log(entries)
+
+    def write_log(self, entries: list[dict]) -> None:
+        """Write the whole log of this new folder."""
         _durable.makedirs(self.ops)
         _write(self.log, b"".join(_line(e) for e in entries))
         self.entries = list(entries)
@@ -160,12 +144,19 @@ class DiskJournal:
                 pass  # harmless: removed before the next operation, rolled back on reopen
 
     def parts(self, seq: int) -> list[Part]:
-        with np.load(self._op(seq, "npz")) as z:
-            values = z["values"]
-            return [
-                Part(tuple(int(v) for v in z[f"bbox_{i}"]), z[f"changed_{i}"], z[f"before_{i}"], values[i].item())
-                for i in range(len(values))
-            ]
+        """The record of operation ``seq``; AutosaveError naming the file when it is damaged."""
+        path = self._op(seq, "npz")
+        try:
+            with np.load(path) as z:
+                values = z["values"]
+                return [
+                    Part(tuple(int(v) for v in z[f"bbox_{i}"]), z[f"changed_{i}"], z[f"before_{i}"], values[i].item())
+                    for i in range(len(values))
+                ]
+        except FileNotFoundError as e:
+            raise AutosaveError(e.errno, f"{path} is missing") from e
+        except (OSError, zipfile.BadZipFile, zlib.error, ValueError, KeyError, EOFError, NotImplementedError) as e:
+            raise AutosaveError(f"{path} is damaged ({type(e).__name__}: {e})") from e
 
     def intent(self) -> tuple[list[Part], bool] | None:
         """The parts and direction that undo an operation begun but not logged, if any."""
@@ -173,8 +164,12 @@ class DiskJournal:
         if self._op(seq, "npz").exists():
             return self.parts(seq), False
         if self._op(seq, "json").exists():
-            entry = json.loads(self._op(seq, "json").read_bytes())
-            return self.parts(entry["target"]), entry["op"] == "undo"
+            try:
+                entry = json.loads(self._op(seq, "json").read_bytes())
+                target, undo = entry["target"], entry["op"] == "undo"
+            except (ValueError, KeyError, TypeError) as e:
+                raise AutosaveError(f"{self._op(seq, 'json')} is damaged ({e})") from e
+            return self.parts(target), undo
         return None
 
 
@@ -257,6 +252,9 @@ class History:
         objects = self._new_boxes(parts, forward)
         entry["next_label"] = max(self.next, entry["id"] + 1) if entry["op"] == "commit" else self.next
         entry["objects"] = {str(k): v and list(v) for k, v in objects.items()}
+        take = getattr(self.array.store, "take", None)  # a DurableStore: the checksums of the files written
+        if take is not None:
+            entry["checksums"] = take()
         try:
             self.journal.append(entry)
         except LogUncertain as e:

@@ -4,7 +4,9 @@ Each top-level command is added by one ``_add_<command>(commands)`` function
 listed in ``_COMMANDS``; it creates its sub-parser and sets ``run``, the
 function that carries it out and returns the exit status. Errors samkit
 raises on purpose (:class:`samkit.errors.SamkitError`) end the command with
-a one-line message on stderr and exit status 2, never a traceback.
+a one-line message on stderr and exit status 2, never a traceback; so do
+usage errors, file system errors (an unwritable ``-o``, a full disk) and
+unreadable images.
 """
 
 from __future__ import annotations
@@ -43,15 +45,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.run(args)
-    except SamkitError as exc:
-        print(f"samkit: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    except (SamkitError, OSError) as exc:  # OSError: -o unwritable, disk full, a file vanished
+        _fail(_message(exc))
         return 2
+    except KeyboardInterrupt:
+        print("samkit: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(message: str) -> None:
+    print(f"samkit: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _message(exc: BaseException) -> str:
+    """``exc``'s message; an OSError's with its file name, e.g. "Permission denied: '/data/out.tif'"."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror if exc.filename is None else f"{exc.strerror}: {str(exc.filename)!r}"
+    return str(exc) or type(exc).__name__
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like samkit's other errors."""
+
+    def error(self, message: str):
+        _fail(f"{message} (see: {self.prog} --help)")
+        raise SystemExit(2)
+
+
+def _int_at_least(low: int):
+    """An argparse ``type``: an int >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is too small: give at least {low}")
+        return value
+
+    return parse
 
 
 def _build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="samkit",
         description="Segment Anything for scientists.",
         epilog="Downloaded checkpoints are kept in $SAMKIT_CACHE_DIR (default: the user cache folder).",
@@ -179,8 +218,10 @@ def _add_window_options(parser) -> None:
     parser.add_argument("--model", help="registry name, checkpoint file or 'classical' "
                         "(default: a cached SAM model, else the classical fallback)")  # fmt: skip
     parser.add_argument("--cache", help="embedding store folder (default: <samkit cache>/embeddings)")
-    parser.add_argument("--tile-size", type=int, help="window side in pixels (default: the model's input, 1024)")
-    parser.add_argument("--halo", type=int, default=128, help="half the overlap of windows (default: %(default)s)")
+    parser.add_argument("--tile-size", type=_int_at_least(16),
+                        help="window side in pixels, at least 16 (default: the model's input, 1024)")  # fmt: skip
+    parser.add_argument("--halo", type=_int_at_least(1),
+                        help="half the overlap of windows, at least 1 (default: 128, or an eighth of smaller windows)")  # fmt: skip
     parser.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://10.0.0.5:8786 "
                         "(workers need the image, cache and work folder on a shared file system)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -207,6 +248,9 @@ def _add_segment(commands) -> None:
         segment.add_argument(f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name),
                              help="see samkit.segment_all (default: %(default)s)")  # fmt: skip
     segment.add_argument("--workdir", help="folder for intermediate files (default: beside OUT)")
+    from .export.cli import add_prompts_option
+
+    add_prompts_option(segment)
     segment.set_defaults(run=_segment)
 
 
@@ -234,9 +278,14 @@ def _segment(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
+    from ._output import check_writable, remove_leftover
     from .automatic import segment_all
     from .measurement import save_labels
 
+    if args.prompts:  # one object per box / point of a prompt file
+        from .export.cli import segment_with_prompts
+
+        return segment_with_prompts(args, _model(args.model), _cache(args.cache))
     _exists(args.image, "image")
     out = Path(args.out)
     export = out.suffix.lower() in (".tif", ".tiff", ".zarr")
@@ -244,12 +293,13 @@ def _segment(args: argparse.Namespace) -> int:
         raise InvalidImageError(f"-o {out}: use a .tif, .tiff or .zarr file, or a folder name without suffix")
     if export and out.exists():
         raise InvalidImageError(f"{out} exists; choose another output or delete it first")
-    folder = out.with_name(f".{out.name}.labels") if export else out  # the label image, before its export
-    if export:
-        shutil.rmtree(folder, ignore_errors=True)  # left by an earlier run that stopped
+    check_writable(out)
     settings = {k: getattr(args, k) for k in ("points_per_side", "points_per_batch", "pred_iou_thresh", "min_area",
                 "stability_score_thresh", "stability_score_offset", "box_nms_thresh")}  # fmt: skip
     _check_settings(settings, args.halo, args.tile_size)
+    folder = out.with_name(f".{out.name}.labels") if export else out  # the label image, before its export
+    if export:
+        remove_leftover(folder, out)
     with _client(args.scheduler) as client, _bar("segmenting", args.no_progress) as progress:
         labels = segment_all(args.image, _model(args.model), tile_size=args.tile_size, halo=args.halo, out=folder,
                              cache=_cache(args.cache), client=client, workdir=args.workdir or out.parent,
@@ -287,16 +337,14 @@ def _measure(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_settings(settings: dict, halo: int, tile_size: int | None) -> None:
-    """Bad numbers end the command with their message, like other samkit errors."""
+def _check_settings(settings: dict, halo: int | None, tile_size: int | None) -> None:
+    """Refuse bad settings before any work (InvalidSettingError, one line like any samkit error)."""
     from .automatic import Settings
-    from .engine.grid import TileGrid
+    from .engine.grid import TileGrid, default_halo
 
-    try:
-        Settings(**settings)
-        TileGrid((1, 1), tile_size or 1024, halo)
-    except ValueError as e:
-        raise SamkitError(str(e)) from e
+    Settings(**settings)
+    side = 1024 if tile_size is None else tile_size
+    TileGrid((1, 1), side, default_halo(side) if halo is None else halo)
 
 
 def _exists(path: str, what: str):
@@ -375,8 +423,14 @@ class _bar:
             self.bar.close()
 
 
+def _add_export(commands) -> None:
+    from .export.cli import add_export
+
+    add_export(commands)
+
+
 #: One function per top-level command; a new command is one more function here.
-_COMMANDS = (_add_models, _add_demo, _add_embed, _add_segment, _add_measure)
+_COMMANDS = (_add_models, _add_demo, _add_embed, _add_segment, _add_measure, _add_export)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import InvalidSettingError
+
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -24,11 +26,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'mps'") from exc
+        raise InvalidSettingError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'mps'") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use device='auto'")
+        raise InvalidSettingError(f"device={device!r} was asked for but CUDA is not available; use device='auto'")
     if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={device!r} was asked for but MPS is not available; use device='auto'")
+        raise InvalidSettingError(f"device={device!r} was asked for but MPS is not available; use device='auto'")
     return resolved
 
 
@@ -45,7 +47,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "fp32"
     if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is unknown; use 'auto' or one of {sorted(PRECISIONS)}")
+        raise InvalidSettingError(f"precision={precision!r} is unknown; use 'auto' or one of {sorted(PRECISIONS)}")
     if precision == "fp16" and device.type == "cpu":
-        raise ValueError("precision='fp16' is not supported on the CPU; use 'bf16' or 'fp32'")
+        raise InvalidSettingError("precision='fp16' is not supported on the CPU; use 'bf16' or 'fp32'")
     return precision

@@ -2,8 +2,9 @@
 
 Each derives from :class:`SamkitError` (catch-all for front ends) and from the
 built-in exception a Python user would expect (``ValueError`` for bad values,
-``OSError`` for files and downloads, ``RuntimeError`` for calls in the wrong
-order), so ``except ValueError`` keeps working.
+``TypeError`` for an object of the wrong kind, ``OSError`` for files and
+downloads, ``RuntimeError`` for calls in the wrong order), so ``except
+ValueError`` keeps working.
 """
 
 from __future__ import annotations
@@ -21,8 +22,16 @@ class InvalidPromptError(SamkitError, ValueError):
     """A point, label, box or mask prompt is malformed or outside the image."""
 
 
+class InvalidSettingError(SamkitError, ValueError):
+    """A setting is out of range: tile size, halo, pyramid level, thresholds, device, precision, a registry entry."""
+
+
 class UnknownModelError(SamkitError, ValueError):
     """A model name is not in the registry."""
+
+
+class UnsupportedModelError(SamkitError, TypeError):
+    """An object is not a model samkit can use, or the model cannot do what was asked (e.g. segment automatically)."""
 
 
 class CheckpointError(SamkitError, ValueError):
@@ -63,3 +72,15 @@ class InvalidPropertyError(SamkitError, ValueError):
 
 class WorkerLostError(SamkitError, RuntimeError):
     """Dask workers kept dying on a window (e.g. out of memory); nothing was written as done."""
+
+
+class OutputExistsError(SamkitError, FileExistsError):
+    """An export would replace an existing file; pass ``overwrite=True`` to allow it."""
+
+
+class CRSError(SamkitError, ValueError):
+    """Coordinates in one CRS meet an image in another (or in none) and cannot be reprojected."""
+
+
+class MissingExtraError(SamkitError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""

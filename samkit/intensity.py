@@ -7,7 +7,8 @@ The rule, decided once per image (never per tile, so tiles agree):
 * Any other integer or float type is scaled linearly so that the
   ``percentiles`` (default 0.5 % and 99.5 %) of all its pixels, taken over
   all channels together, map to 0 and 255, and clipped. A constant image
-  becomes black.
+  becomes black. The arithmetic is float64, so values far from 0 (a
+  ``uint32`` offset by 2**28, floats around 1e9) keep their contrast.
 * One channel is repeated into R, G and B; an alpha channel is dropped.
 """
 
@@ -140,9 +141,10 @@ class IntensityPolicy:
         if self.low is None:
             rgb = picked.astype(np.uint8) * 255 if picked.dtype == bool else picked
         else:
-            low, high = np.array(self.low, np.float32), np.array(self.high, np.float32)
-            scale = np.where(high > low, 255.0 / np.maximum(high - low, 1e-30), 0.0).astype(np.float32)
-            scaled = (picked.astype(np.float32) - low) * scale
+            low, high = np.array(self.low), np.array(self.high)  # float64
+            scale = np.where(high > low, 255.0 / np.maximum(high - low, 1e-30), 0.0)
+            # in float64: float32 would round away the contrast of values far from 0 (uint32, int64, 1e9 + x)
+            scaled = (picked.astype(np.float64) - low) * scale
             rgb = np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0), 0, 255).round().astype(np.uint8)
         if rgb.shape[-1] == 1:
             rgb = np.repeat(rgb, 3, axis=-1)

@@ -18,9 +18,9 @@ import numpy as np
 import zarr
 from zarr.storage import MemoryStore
 
-from ._journal import (
-    FORMAT, DiskJournal, DurableStore, History, MemoryJournal, Part, autosave_error, is_saved, now, prepare,
-)
+from . import _labelstore
+from ._journal import FORMAT, DiskJournal, History, MemoryJournal, Part, autosave_error, is_saved, now, prepare
+from ._labelstore import COMPRESSORS, DurableStore
 from ._json import jsonable
 from .engine.mask import Box, Mask
 from .errors import AutosaveError, InvalidImageError, InvalidLabelError, InvalidPromptError
@@ -68,13 +68,19 @@ class LabelImage:
             self._create(shape, path, dtype, tuple(chunks or DEFAULT_CHUNKS), initial)
 
     @classmethod
-    def open(cls, path) -> LabelImage:
-        """Reopen the label image saved under ``path``."""
+    def open(cls, path, *, repair: bool = False) -> LabelImage:
+        """Reopen the label image saved under ``path``.
+
+        Its stored files are checked against the checksums in its log; a damaged or
+        missing one raises :class:`~samkit.errors.AutosaveError` naming it. ``repair=True``
+        rebuilds it from the log instead (chunks that check out are kept, the others
+        replayed), into a new folder that takes the place of ``path``: the damaged folder is
+        kept beside it as ``<name>.damaged-<time>``; a warning names what could not be restored.
+        """
         path = Path(path)
-        if not is_saved(path):
-            raise AutosaveError(f"no saved label image at {path} (no log.jsonl)")
-        with open(path / "log.jsonl", "rb") as f:
-            return cls(json.loads(f.readline())["shape"], path=path)
+        if repair:
+            _labelstore.repair(path)
+        return cls(_labelstore.saved_shape(path), path=path)
 
     # -- creation and reopening --
 
@@ -88,7 +94,7 @@ class LabelImage:
             store = MemoryStore() if root is None else DurableStore(prepare(root) / "labels.zarr")
             journal = MemoryJournal() if root is None else DiskJournal(root)
             array = zarr.create_array(
-                store, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
+                store, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, compressors=COMPRESSORS,
                 attributes={"samkit": {"kind": "labels", "format": FORMAT}},
             )
             self._history = history = History(array, journal)
@@ -100,7 +106,7 @@ class LabelImage:
             if root is None:
                 journal.append(entry)
             else:
-                journal.create(entry)
+                journal.create({**entry, "checksums": store.take()})
         except OSError as e:
             raise autosave_error(e, f"cannot create a label image at {root}") from e
 
@@ -115,7 +121,9 @@ class LabelImage:
         try:
             journal = DiskJournal(root)
             entries = journal.load()
-            self._history = history = History(zarr.open_array(DurableStore(root / "labels.zarr"), mode="r+"), journal)
+            self._history = history = History(_labelstore.open_checked(root, journal, entries), journal)
+        except AutosaveError:
+            raise
         except OSError as e:
             raise autosave_error(e, f"cannot reopen the label image at {root}") from e
         wanted = {"shape": shape, "chunks": chunks and tuple(chunks)}
@@ -313,7 +321,8 @@ class LabelImage:
             try:
                 parts = history.journal.parts(target)
             except OSError as e:
-                raise autosave_error(e, f"cannot read the record of operation {target} in {self.path}") from e
+                raise autosave_error(e, f"cannot {op}: the record of operation {target} in {self.path} cannot be read "
+                                        "(the labels themselves are not affected)") from e
             box = history.run({"op": op, "target": target}, parts, forward=op == "redo", record=False)
         self._notify(box)
         return True
@@ -326,9 +335,10 @@ class LabelImage:
             history.ready()
             try:
                 journal = DiskJournal(prepare(root))
+                store = DurableStore(root / "labels.zarr")
                 array = zarr.create_array(
-                    DurableStore(root / "labels.zarr"), shape=self.shape, chunks=self.chunks,
-                    dtype=self.dtype, fill_value=0, attributes=history.array.attrs.asdict(),
+                    store, shape=self.shape, chunks=self.chunks, dtype=self.dtype, fill_value=0,
+                    compressors=COMPRESSORS, attributes=history.array.attrs.asdict(),
                 )
                 (cy, cx), (h, w) = self.chunks, self.shape
                 cells = {(i, j) for y0, x0, y1, x1 in history.objects.values()  # the chunks under objects
@@ -336,7 +346,7 @@ class LabelImage:
                 for i, j in cells:
                     cell = slice(i * cy, min(h, i * cy + cy)), slice(j * cx, min(w, j * cx + cx))
                     array[cell] = history.array[cell]
-                journal.copy(history.journal.entries, history.journal.parts)
+                journal.copy(_labelstore.rebased(history.journal.entries, store.take()), history.journal.parts)
             except OSError as e:
                 raise autosave_error(e, f"cannot save the label image to {root}") from e
             history.array, history.journal = array, journal

@@ -30,7 +30,7 @@ from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
-from .errors import InvalidImageError
+from .errors import InvalidImageError, InvalidSettingError
 
 BLOCK = 2048  # rows and columns read at a time
 
@@ -155,7 +155,7 @@ def evaluate(truth, pred, *, thresholds=(0.5, 0.75, 0.9)) -> Scores:
     """
     thresholds = np.array([_check_threshold(t) for t in np.atleast_1d(thresholds)], np.float64)
     if thresholds.size == 0:
-        raise ValueError("thresholds is empty; give at least one IoU threshold, e.g. (0.5,)")
+        raise InvalidSettingError("thresholds is empty; give at least one IoU threshold, e.g. (0.5,)")
     table = overlaps(truth, pred)
     n_truth, n_pred = len(table.truth_ids), len(table.pred_ids)
     all_matches = [_match(table, t) for t in thresholds]
@@ -202,7 +202,7 @@ def _match(table: Overlaps, threshold: float) -> Matches:
 def _check_threshold(threshold) -> float:
     t = float(threshold)
     if not 0.0 < t <= 1.0:
-        raise ValueError(f"IoU threshold {threshold!r} must lie in (0, 1]")
+        raise InvalidSettingError(f"IoU threshold {t:g} must lie in (0, 1]")
     return t
 
 

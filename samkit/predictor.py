@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from .device import PRECISIONS
-from .errors import InvalidPromptError, NotReadyError
+from .errors import InvalidImageError, InvalidPromptError, NotReadyError
 from .intensity import to_rgb8
 from .models.sam import DecoderContext, Sam
 from .models.sam2 import Sam2, Sam2DecoderContext, Sam2Embedding
@@ -99,6 +99,13 @@ class Predictor:
             resized = rgb
         else:
             h, w = input_size(shape, self.model.image_size)
+            if min(h, w) < 1:
+                side = self.model.image_size
+                raise InvalidImageError(
+                    f"image of shape {shape} is too elongated for the Predictor: resized to SAM's {side}-pixel input "
+                    f"its short side would vanish (aspect ratio above {2 * side}:1); crop it into pieces, or use "
+                    "samkit.Session, which tiles it"
+                )
             resized = np.array(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
         tensor = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1)[None].float()  # (1, 3, h, w)
         self.embedding = self.model.embed(tensor)

@@ -1,4 +1,10 @@
-"""segment_all on real images: the oracle through the whole automatic pipeline reproduces ground truth."""
+"""segment_all on real images: the oracle through the whole automatic pipeline reproduces ground truth.
+
+These tests check the pipeline and the stitching, not the prompt grid: they use small windows (objects cut by
+many borders) and a prompt every 2-4 px (``points_per_side = tile_size // 2``), so that every nucleus is
+prompted and the result must equal the ground truth. segment_all at its defaults, which finds about a third
+of these nuclei, is tested in test_defaults.py.
+"""
 
 import xml.etree.ElementTree as ET
 
@@ -61,6 +67,7 @@ def test_oracle_reproduces_the_mosaic(scene, tile_size, halo):
 
 
 def test_ids_follow_raster_order_whatever_the_window_order(scene, monkeypatch):
+    """256 px windows: 5 x 4 of them, so that their order can be reversed."""
     image, truth = scene
     image, truth = image[:1100, :900], truth[:1100, :900]
     first = segment_all(image, OracleModel(truth), tile_size=256, halo=8, points_per_side=128)
@@ -74,6 +81,7 @@ def test_ids_follow_raster_order_whatever_the_window_order(scene, monkeypatch):
 
 
 def test_min_area_cleans_masks_like_skimage(scene):
+    """A prompt every 2 px, so that every nucleus is found and the expected labels are exact."""
     from skimage.morphology import remove_small_holes, remove_small_objects
 
     image, truth = scene
@@ -94,6 +102,7 @@ def test_min_area_cleans_masks_like_skimage(scene):
 
 
 def test_on_disk_output_is_a_label_image(scene, tmp_path):
+    """256 px windows and a prompt every 2 px: several windows written into the folder, every nucleus exact."""
     image, truth = scene
     image, truth = image[:600, :700], truth[:600, :700]
     labels = segment_all(image, OracleModel(truth), tile_size=256, halo=16, points_per_side=128, out=tmp_path / "labels")
@@ -115,6 +124,7 @@ class FailingOracle(OracleModel):
 
 
 def test_a_crash_never_leaves_a_label_image_reported_as_done(scene, tmp_path, monkeypatch):
+    """256 px windows, so that the crash comes after some windows are done (a default window is the whole image)."""
     image, truth = scene
     image, truth = image[:600, :700], truth[:600, :700]
     out = tmp_path / "labels"
@@ -210,7 +220,9 @@ class UnsureOracle(OracleModel):
 
 
 def test_semi_automatic_keeps_confident_objects_and_hands_the_rest_to_the_user(scene, tmp_path):
-    """The data engine's middle stage: confident objects automatically, then the user clicks what is missing."""
+    """The data engine's middle stage: confident objects automatically, then the user clicks what is missing.
+
+    A prompt every 2 px, so that the only objects missing are the unsure ones."""
     image, truth = scene
     image, truth = image[:1024, :1024], truth[:1024, :1024]
     auto = segment_all(image, UnsureOracle(truth), tile_size=256, halo=16, points_per_side=128, pred_iou_thresh=0.88,

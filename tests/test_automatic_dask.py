@@ -21,6 +21,8 @@ pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this test module
 
+# 256 px windows: a 1024 px scene has 25 windows for two workers to share; a prompt every 2 px so that the result is
+# every nucleus, exactly (the defaults are tested in test_defaults.py)
 OPTIONS = dict(tile_size=256, halo=8, points_per_side=128)
 
 
@@ -100,7 +102,7 @@ def test_many_images_and_shared_embedding_store(client, scene, tmp_path):
     assert embed(paths[1], "classical", cache=cache, tile_size=256, halo=16, client=client) == 6
     assert samkit.Session(paths[1], "classical", tile_size=256, halo=16, cache=cache).embedded().all()  # the workers' store
 
-    options = dict(tile_size=256, halo=16, points_per_side=64)
+    options = dict(tile_size=256, halo=16, points_per_side=64)  # several windows per image for the workers to share
     spread = segment_all_many(paths, "classical", client=client, out=tmp_path / "labels", cache=cache, **options)
     assert [s.path.name for s in spread] == ["left", "right"]
     for path, labels in zip(paths, spread):

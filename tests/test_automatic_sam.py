@@ -62,6 +62,8 @@ def test_batched_point_decoder_matches_single_decodes(sam, image):
 
 
 def test_segment_all_with_sam_is_deterministic(sam, image, tmp_path):
+    """160 px windows and a 2 x 2 grid keep SAM (on a CPU) to 6 windows of 4 prompts; no threshold, as random weights
+    are never confident (the defaults are tested with the oracle in test_defaults.py)."""
     # random weights: keep every mask but exact duplicates, to have objects to stitch
     options = dict(tile_size=160, halo=16, points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0,
                    box_nms_thresh=1.0, cache=tmp_path)  # fmt: skip

@@ -22,6 +22,8 @@ def image_path(real_data, tmp_path, monkeypatch):
     return path, truth
 
 
+# the flags are passed on: 160 px windows make the 256 x 256 image 4 windows, with a prompt every 2.5 px; the commands
+# at their default flags are tested in test_defaults.py
 ARGS = ["--tile-size", "160", "--halo", "16", "--points-per-side", "64", "--no-progress"]
 
 

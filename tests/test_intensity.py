@@ -41,3 +41,31 @@ def test_fixed_value_range_and_constant_image():
 def test_bool_image():
     out = to_rgb8(np.eye(3, dtype=bool))
     np.testing.assert_array_equal(out[..., 1], np.eye(3) * 255)
+
+
+@pytest.mark.parametrize("dtype, offset", [(np.uint32, 2**28), (np.int64, 2**40), (np.float64, 1e9)])
+def test_a_large_offset_keeps_the_contrast(real_data, dtype, offset):
+    import tifffile
+
+    image = tifffile.imread(real_data / "nuclei" / "stardist" / "img2d.tif")  # uint16, values 0..235
+    shifted = image.astype(dtype) + dtype(offset)
+    np.testing.assert_array_equal(to_rgb8(shifted), to_rgb8(image))
+
+
+def test_a_session_on_an_offset_image_finds_the_same_objects(real_data):
+    import tifffile
+    from scipy import ndimage
+
+    from samkit.engine import Session
+
+    image = tifffile.imread(real_data / "nuclei" / "stardist" / "img2d.tif")
+    truth = tifffile.imread(real_data / "nuclei" / "stardist" / "mask2d.tif")
+    plain = Session(image, "classical")
+    shifted = Session(image.astype(np.int64) + 2**40, "classical")
+    boxes = ndimage.find_objects(truth)
+    for i in np.unique(truth)[1:6]:
+        depth = ndimage.distance_transform_edt(truth[boxes[i - 1]] == i)
+        y, x = np.unravel_index(np.argmax(depth), depth.shape)
+        point = [[boxes[i - 1][0].start + y, boxes[i - 1][1].start + x]]
+        expected, found = plain.segment(points=point, labels=[1]), shifted.segment(points=point, labels=[1])
+        assert expected.area > 0 and found.bbox == expected.bbox and np.array_equal(found.crop, expected.crop)

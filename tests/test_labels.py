@@ -542,3 +542,212 @@ def test_sigkill_at_a_random_moment(gt, tmp_path):
     assert labels.objects == oracle.objects and labels.next_label == oracle.next_label
     assert (labels.can_undo, labels.can_redo) == (oracle.can_undo, oracle.can_redo)
     assert labels.commit(Mask.from_array(gt == 1)) == oracle.next_label
+
+
+# -- damaged files: found on reopen, named, rebuilt from the log --
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+CHUNK = 32  # a dozen chunk files
+
+
+def plain(log):
+    """The log without the checksums of stored files (a rebuilt array has its own)."""
+    return [{k: v for k, v in e.items() if k != "checksums"} for e in log]
+
+
+@pytest.fixture(scope="module")
+def saved(real_data, tmp_path_factory):
+    """A label image saved with commits, an erase, an undo and an overwrite of real DSB2018 nuclei (21 objects)."""
+    _, gt = load_dsb(real_data, "0ed3555a4bd4")
+    path = tmp_path_factory.mktemp("saved") / "labels"
+    labels = LabelImage(gt.shape, path=path, chunks=(CHUNK, CHUNK))
+    commit_all(labels, gt, np.unique(gt)[1:])
+    labels.erase(4)
+    labels.undo()
+    labels.commit(blob(gt, 9), overwrite=True)
+    labels.erase(15)
+    return path, np.asarray(labels), labels.objects, labels.log
+
+
+def damaged_copy(saved, tmp_path, name="labels"):
+    return shutil.copytree(saved[0], tmp_path / name)
+
+
+def assert_repaired(path, saved, damaged_files):
+    """repair=True restores what was committed and keeps the damaged folder, byte for byte, beside it."""
+    repaired = LabelImage.open(path, repair=True)
+    np.testing.assert_array_equal(np.asarray(repaired), saved[1])
+    assert repaired.objects == saved[2] and plain(repaired.log) == plain(saved[3])
+    kept = [p for p in path.parent.iterdir() if p.name.startswith(f"{path.name}.damaged-")]
+    assert len(kept) == 1 and _files(kept[0]) == damaged_files
+    again = LabelImage.open(path)  # whole again: reopens without repair, and carries on
+    assert again.can_undo and again.undo()
+    return again
+
+
+def test_every_flipped_byte_in_a_chunk_is_found_and_repaired(saved, tmp_path):
+    chunks = sorted(p.relative_to(saved[0]).as_posix() for p in (saved[0] / "labels.zarr" / "c").rglob("*")
+                    if p.is_file())  # fmt: skip
+    assert len(chunks) >= 10
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(chunks):
+        size = (saved[0] / name).stat().st_size
+        for position in (0, int(rng.integers(1, size - 4)), size - 1):  # header, compressed data, checksum
+            path = damaged_copy(saved, tmp_path, f"flip{k}-{position}")
+            data = bytearray((path / name).read_bytes())
+            data[position] ^= 1 << int(rng.integers(8))
+            (path / name).write_bytes(bytes(data))
+            for reopen in (lambda: LabelImage.open(path), lambda: LabelImage(saved[1].shape, path=path)):
+                with pytest.raises(AutosaveError, match=rf"{name}.*checksum.*repair=True"):
+                    reopen()
+            if position == size - 1 or k % 3 == 0:
+                assert_repaired(path, saved, _files(path))
+
+
+def test_a_deleted_or_stale_chunk_is_found_and_repaired(saved, tmp_path, real_data):
+    files = [p for p in (saved[0] / "labels.zarr" / "c").rglob("*") if p.is_file()]
+    name = max(files, key=lambda p: p.stat().st_size)
+    name = name.relative_to(saved[0]).as_posix()
+    path = damaged_copy(saved, tmp_path)
+    (path / name).unlink()
+    with pytest.raises(AutosaveError, match=rf"{name} is missing, but the log says it holds labels.*repair=True"):
+        LabelImage.open(path)
+    assert_repaired(path, saved, _files(path))
+
+    # a chunk put back from an older copy: intact, but not what the log says it holds
+    _, gt = load_dsb(real_data, "0ed3555a4bd4")
+    old = LabelImage(gt.shape, path=tmp_path / "old", chunks=(CHUNK, CHUNK))
+    commit_all(old, gt, np.unique(gt)[1:])
+    older = _files(tmp_path / "old")
+    name = next(n for n, data in _files(saved[0]).items() if "/c/" in n and older.get(n, data) != data)
+    stale = damaged_copy(saved, tmp_path, "stale")
+    (stale / name).write_bytes(older[name])
+    with pytest.raises(AutosaveError, match=rf"{name} fails its checksum"):
+        LabelImage.open(stale)
+    assert_repaired(stale, saved, _files(stale))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "shape"])
+def test_a_damaged_zarr_json_is_named_and_repaired(saved, tmp_path, damage):
+    path = damaged_copy(saved, tmp_path)
+    meta = path / "labels.zarr" / "zarr.json"
+    text = meta.read_bytes()
+    meta.write_bytes({"flip": text[:3] + bytes([text[3] ^ 4]) + text[4:], "truncate": text[: len(text) // 2],
+                      "shape": text.replace(b"256", b"257", 1)}[damage])  # fmt: skip
+    with pytest.raises(AutosaveError, match=r"zarr\.json.*repair=True"):
+        LabelImage.open(path)
+    assert_repaired(path, saved, _files(path))
+
+
+def test_a_damaged_operation_record_is_named_and_repair_restores_what_it_can(saved, tmp_path):
+    path = damaged_copy(saved, tmp_path)
+    record = path / "ops" / "000005.npz"
+    data = bytearray(record.read_bytes())
+    data[len(data) // 2] ^= 0x20
+    record.write_bytes(bytes(data))
+    labels = LabelImage.open(path)  # the labels themselves are whole
+    np.testing.assert_array_equal(np.asarray(labels), saved[1])
+    with pytest.raises(AutosaveError, match=r"cannot undo: the record of operation 5 .*000005\.npz is damaged"):
+        while labels.undo():
+            pass
+    np.testing.assert_array_equal(np.asarray(labels), np.where(saved[1] > 5, 0, saved[1]))  # undone down to 5
+
+    # a chunk under object 5 damaged too: the log rebuilds everything but object 5's pixels there
+    path = damaged_copy(saved, tmp_path, "both")
+    (path / "ops" / "000005.npz").write_bytes(bytes(data))
+    (cy0, cx0, cy1, cx1) = saved[2][5]
+    name = f"labels.zarr/c/{cy0 // CHUNK}/{cx0 // CHUNK}"
+    (path / name).write_bytes(b"garbage")
+    with pytest.raises(AutosaveError, match=name):
+        LabelImage.open(path)
+    with pytest.warns(RuntimeWarning, match=r"c/\d+/\d+ may lack labels.*000005\.npz are damaged"):
+        repaired = LabelImage.open(path, repair=True)
+    cell = tuple(slice(c // CHUNK * CHUNK, c // CHUNK * CHUNK + CHUNK) for c in (cy0, cx0))
+    have, want = np.asarray(repaired), saved[1].copy()
+    np.testing.assert_array_equal(np.where(have == want, 0, 1)[cell].sum(), np.sum(want[cell] == 5))
+    have[cell], want[cell] = 0, 0
+    np.testing.assert_array_equal(have, want)  # everywhere else: exactly what was committed
+
+
+def test_every_flipped_byte_in_a_record_raises_autosave_error_or_changes_nothing(saved, tmp_path):
+    from samkit._journal import DiskJournal
+
+    path = damaged_copy(saved, tmp_path)
+    journal, record = DiskJournal(path), path / "ops" / "000005.npz"
+    good, data = journal.parts(5), record.read_bytes()
+    outcomes = set()
+    for position in range(len(data)):
+        record.write_bytes(data[:position] + bytes([data[position] ^ 4]) + data[position + 1 :])
+        try:
+            parts = journal.parts(5)
+        except AutosaveError as e:
+            assert "000005.npz is damaged" in str(e)
+            outcomes.add("error")
+            continue
+        assert len(parts) == len(good) and all(  # a flip in zip metadata that no reader uses
+            a.bbox == b.bbox and a.value == b.value and np.array_equal(a.changed, b.changed)
+            and np.array_equal(a.before, b.before) for a, b in zip(parts, good)
+        )  # fmt: skip
+        outcomes.add("same")
+    assert outcomes == {"error", "same"}
+
+
+@pytest.mark.parametrize("damage", ["its record", "another chunk"])
+def test_damage_next_to_an_unfinished_operation(gt, tmp_path, monkeypatch, damage):
+    """A crash left an operation half written (intent + first chunk); repair rolls it back, damage or not."""
+    path = tmp_path / "labels"
+    before = np.asarray(_start(gt, path))
+    labels = LabelImage.open(path)
+    with monkeypatch.context() as m:
+        fail_at(m, 3, Crash)
+        with pytest.raises(Crash):
+            labels.commit(blob(gt, 13), overwrite=True)
+    intent = path / "ops" / f"{len(labels.log):06d}.npz"
+    if damage == "its record":
+        intent.write_bytes(intent.read_bytes()[:-40])
+        match = rf"unfinished last operation.*{intent.name} is damaged.*repair=True"
+    else:
+        y0, x0, y1, x1 = blob(gt, 13).bbox
+        name = next(f"c/{i}/{j}" for i in range(9) for j in range(11) if (path / f"labels.zarr/c/{i}/{j}").is_file()
+                    and not (y0 // 64 <= i <= (y1 - 1) // 64 and x0 // 64 <= j <= (x1 - 1) // 64))  # away from the blob
+        (path / "labels.zarr" / name).write_bytes(b"garbage")
+        match = rf"{name} fails its checksum"
+    with pytest.raises(AutosaveError, match=match):
+        LabelImage.open(path)
+    repaired = LabelImage.open(path, repair=True)
+    np.testing.assert_array_equal(np.asarray(repaired), before)
+    assert_consistent(repaired)
+
+
+def test_a_repair_stopped_between_its_two_moves_is_finished(saved, tmp_path):
+    path = tmp_path / "labels"
+    damaged_copy(saved, tmp_path, "labels.rebuilding")  # the rebuilt folder, not yet moved into place
+    with pytest.raises(AutosaveError, match="no saved label image"):
+        LabelImage.open(path)
+    np.testing.assert_array_equal(np.asarray(LabelImage.open(path, repair=True)), saved[1])
+    assert not (tmp_path / "labels.rebuilding").exists()
+
+
+def test_label_images_saved_before_checksums_still_open(saved, tmp_path):
+    """A folder written without crc32c codec nor checksums in its log: opens, works, is checked by decoding."""
+    import zarr
+
+    path = damaged_copy(saved, tmp_path)
+    lines = [json.loads(line) for line in (path / "log.jsonl").read_text().splitlines()]
+    (path / "log.jsonl").write_text("".join(json.dumps({k: v for k, v in e.items() if k != "checksums"}) + "\n"
+                                            for e in lines))  # fmt: skip
+    shutil.rmtree(path / "labels.zarr")
+    old = zarr.create_array(str(path / "labels.zarr"), shape=saved[1].shape, chunks=(CHUNK, CHUNK),  # default codecs
+                            dtype=np.uint32, fill_value=0, attributes={"samkit": {"kind": "labels", "format": 1}})
+    old[:] = saved[1]
+    labels = LabelImage.open(path)
+    np.testing.assert_array_equal(np.asarray(labels), saved[1])
+    assert labels.undo() and labels.redo()
+    assert LabelImage.open(path, repair=True).objects == saved[2]  # nothing to repair
+    (path / "labels.zarr" / "zarr.json").write_text("{not json")
+    with pytest.raises(AutosaveError, match=r"zarr\.json is damaged \(.*repair=True"):
+        LabelImage.open(path)

@@ -327,6 +327,43 @@ def test_sparse_large_ids(nuclei):
     pd.testing.assert_frame_equal(sparse.drop(columns="label"), dense.drop(columns="label"), check_exact=True)
 
 
+def test_nan_pixels_give_nan_statistics_like_regionprops(real_data, monkeypatch):
+    """A NaN pixel makes every intensity statistic of its object NaN (scikit-image's min and
+    median included), in memory, tile by tile and in windows across tile borders."""
+    image, labels = load_dsb(real_data, "0114f484a16c")
+    image = image / 3.0
+    found = ndimage.center_of_mass(labels > 0, labels, range(1, 8))
+    centres = {i: (int(y), int(x)) for i, (y, x) in zip(range(1, 8), found)}
+    hit = [i for i in (1, 3, 6) if labels[centres[i]] == i]
+    assert len(hit) >= 2
+    for i in hit:
+        image[centres[i]][0] = np.nan  # channel 0 only: the other channels stay finite
+    properties = ("basic", "intensity", "centroid_weighted")
+    expected = skimage_table(labels, image, (1.0, 1.0), "px", ["ch0", "ch1", "ch2"], shape=False)
+    weighted = regionprops_table(labels, image, properties=["centroid_weighted"])
+    in_memory = measure(labels, image, properties=properties)
+    assert_matches(in_memory, expected.drop(columns=[c for c in expected if c.startswith(("axis", "equivalent"))]))
+    for a, axis in enumerate("yx"):
+        for c in range(3):
+            have = in_memory[f"centroid_weighted_{axis}_ch{c}_px"]
+            np.testing.assert_allclose(have, weighted[f"centroid_weighted-{a}-{c}"], rtol=1e-12, equal_nan=True)
+    rows = in_memory["label"].isin(hit)
+    for stat in STATS:
+        assert in_memory.loc[rows, f"{stat}_intensity_ch0"].isna().all(), stat
+        assert in_memory.loc[~rows, f"{stat}_intensity_ch0"].notna().all(), stat
+        assert in_memory[f"{stat}_intensity_ch1"].notna().all(), stat
+
+    chunks = (64, 64)  # blocks of one chunk: objects across borders are measured in windows
+    store = zarr.create_array(zarr.storage.MemoryStore(), shape=labels.shape, chunks=chunks, dtype=labels.dtype)
+    store[:] = labels
+    monkeypatch.setattr(tiled, "BLOCK_PIXELS", chunks[0] * chunks[1])
+    for subset in [properties, ("intensity_min", "intensity_max"), ("intensity_median",)]:
+        tiles = measure(store, image, properties=subset)
+        pd.testing.assert_frame_equal(tiles, measure(labels, image, properties=subset), check_exact=True)
+        assert tiles.loc[tiles["label"].isin(hit)].filter(like="_ch0").isna().all().all()
+    assert _crossing(in_memory, chunks) > 0
+
+
 # -- bad input --------------------------------------------------------------------------
 
 

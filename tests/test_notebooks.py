@@ -32,3 +32,5 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
         assert "identical to the ground truth: True" in texts
     if path.stem == "03_measure":
         assert "µm True" in texts
+    if path.stem == "04_tree_crowns":
+        assert "areas = pixels x pixel area: True" in texts and "GeoPackage reads back: True" in texts

@@ -15,6 +15,8 @@ def sam():
 
 
 def test_tile_embeddings_and_decoding_match_the_predictor_on_each_window(sam):
+    """512 px windows so that the 520 x 696 image has four and the click's window is not at the origin; max_windows=1
+    so that the mask is the one window's decode (the defaults are tested in test_defaults.py)."""
     image, _ = samkit.data.nuclei()  # 520 x 696: four 512-px windows
     session = samkit.Session(image, sam, tile_size=512, halo=16, max_windows=1)
     assert session.grid.grid_shape == (2, 2)

@@ -221,6 +221,37 @@ def test_half_written_tile_is_never_read(tmp_path):
     assert reopened.missing() == [(0, 1)]
 
 
+def test_pixel_digest_is_kept_with_the_tile(tmp_path):
+    path = tmp_path / "emb.zarr"
+    store = EmbeddingStore(SIG, (1, 2), SAM, path=path)
+    store.put((0, 0), expected_tile(0, 0, SAM), digest=b"pixels of window 0")
+    store.put((0, 1), expected_tile(0, 1, SAM))
+    for opened in (store, EmbeddingStore(SIG, (1, 2), SAM, path=path)):  # memory, then disk
+        tile, digest = opened.get_with_digest((0, 0))
+        np.testing.assert_array_equal(tile, expected_tile(0, 0, SAM))
+        assert digest == b"pixels of window 0" and opened.get_with_digest((0, 1))[1] == b""
+    assert sorted(p.name for p in path.iterdir()) == ["c.0.0.0.0.0", "c.0.1.0.0.0", "s.0.0", "s.0.1", "zarr.json"]
+    with pytest.raises(ValueError, match="at most 64"):
+        store.put((0, 0), expected_tile(0, 0, SAM), digest=bytes(65))
+
+
+def test_a_damaged_tile_is_missing_and_warned_once(tmp_path):
+    path = tmp_path / "emb.zarr"
+    fill(EmbeddingStore(SIG, (1, 3), SAM, path=path))
+    for ix in (0, 1):
+        data = bytearray((path / f"c.0.{ix}.0.0.0").read_bytes())
+        data[12345] ^= 0x10  # one bit of one fp16 value
+        (path / f"c.0.{ix}.0.0.0").write_bytes(bytes(data))
+    (path / "s.0.2").unlink()  # a chunk whose writer died before its check: not a tile
+    store = EmbeddingStore(SIG, (1, 3), SAM, path=path)
+    assert store.missing() == [(0, 2)]
+    with pytest.warns(UserWarning, match=r"tile \(0, 0\) of .* does not match its checksum") as caught:
+        assert store.get((0, 0)) is None and store.get((0, 1)) is None and store.get((0, 2)) is None
+    assert len(caught) == 1
+    fill(store, [(0, 0), (0, 1), (0, 2)])  # recomputed tiles replace the damaged ones
+    assert_complete(EmbeddingStore(SIG, (1, 3), SAM, path=path, memory_bytes=0))
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_killed_between_write_and_rename_leaves_no_tile(tmp_path):
     path = tmp_path / "emb.zarr"

@@ -281,3 +281,18 @@ def test_read_only_cache_folder(checkpoint, cache, monkeypatch, server):
     with pytest.raises(DownloadError, match="read-only.*SAMKIT_CACHE_DIR"):
         fetch_checkpoint(NAME, progress=False)
     assert leftovers(cache) == []
+
+
+def test_verified_checkpoint_with_nan_weights_is_not_loaded(cache, monkeypatch, dead_url, tmp_path):
+    """D9: a file can match its published hash and still hold NaN weights (a diverged run): refused at load."""
+    torch.manual_seed(0)
+    state = build_sam("vit_t").state_dict()
+    state["image_encoder.neck.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "diverged.pt")
+    data = (tmp_path / "diverged.pt").read_bytes()
+    info = entry(monkeypatch, dead_url, sha256=hashlib.sha256(data).hexdigest())
+    cache.mkdir()
+    (cache / info.filename).write_bytes(data)
+    with pytest.raises(samkit.errors.CheckpointError, match="'image_encoder.neck.0.weight' holds NaN or infinite"):
+        samkit.load_model(NAME, device="cpu")
+    assert is_cached(NAME)  # the published file: kept and verified, just never loaded

@@ -187,7 +187,7 @@ def test_committed_labels_are_drawn_with_colours_and_outlines(sample):
 
 def test_clicks_drags_keys_and_buttons_commit_the_ground_truth(sample, tmp_path):
     image, truth, boxes = sample
-    annotator = samkit.Annotator(image, OracleModel(truth), tile_size=256, halo=16)
+    annotator = samkit.Annotator(image, OracleModel(truth))
     page = Page(annotator)
     page.click(*innermost(truth, boxes[4], 5))
     np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == 5)
@@ -251,7 +251,7 @@ def test_a_negative_point_cuts_the_object_and_a_box_around_two_keeps_one(real_da
 def test_zoom_and_pan_keep_clicks_on_the_right_pixels(real_data):
     pairs = [load_dsb(real_data, i) for i in ("ade080c6618c", "1d9eacb3161f", "472b1c5ff988")]
     image, truth = mosaic(pairs, (3000, 3000))
-    annotator = samkit.Annotator(image, OracleModel(truth), tile_size=512, halo=32, prefetch=False)
+    annotator = samkit.Annotator(image, OracleModel(truth))
     page = Page(annotator)
     boxes = ndimage.find_objects(truth)
     for label in (50, 400, 700):
@@ -311,13 +311,17 @@ class SlowModel(OracleModel):
     def __init__(self, labels):
         super().__init__(labels)
         self.release = threading.Event()
+        self.started = threading.Event()  # set when an embedding begins (and waits for release)
 
     def embed(self, pixels, windows):
+        self.started.set()
         self.release.wait(60)
         return super().embed(pixels, windows)
 
 
-def test_clicks_during_embedding_and_cancel_never_block_or_raise(sample):
+def test_clicks_during_embedding_and_cancel_never_block_or_raise(sample, monkeypatch):
+    """256 px windows, so that a click can wait for a window other than the one being embedded; no prefetch, so
+    that nothing is embedded before the test holds the encoder."""
     image, truth, boxes = sample
     model = SlowModel(truth)
     annotator = samkit.Annotator(image, model, tile_size=256, halo=16, prefetch=False)
@@ -333,13 +337,28 @@ def test_clicks_during_embedding_and_cancel_never_block_or_raise(sample):
     assert "object:" in annotator.controls.status.value
 
     model.release.clear()
+    model.started.clear()
     annotator.clear()
     annotator.embed_all()
-    page.click(*innermost(truth, boxes[20], 21), wait=False)
+    assert model.started.wait(30)  # the worker is inside the first queued window (0, 0), held there
+    y, x = innermost(truth, boxes[20], 21)
+    assert annotator.session.windows((y, x, y + 1, x + 1)) == [(0, 2)]  # another window: queued, not started
+    worker, asked = annotator.session.worker, threading.Event()
+    request = worker.request
+
+    def noted(source, indices, *, urgent=False):  # tells when the click's decode asks for its tile
+        futures = request(source, indices, urgent=urgent)
+        if urgent:
+            asked.set()
+        return futures
+
+    monkeypatch.setattr(worker, "request", noted)
+    page.click(y, x, wait=False)
+    assert asked.wait(30)  # the click now waits for its tile, queued behind the held one
     annotator.cancel()
     model.release.set()
     annotator.annotation.wait(30)
-    assert "cancel" in annotator.controls.status.value.lower() or annotator.annotation.mask is not None
+    assert "cancel" in annotator.controls.status.value.lower() and annotator.annotation.mask is None
     assert "cancelled" in annotator.controls.progress_text.value
 
 
@@ -364,7 +383,7 @@ def test_sixteen_bit_multichannel_display_has_contrast_and_channels(real_data):
     nuclei = tifffile.imread(real_data / "nuclei" / "stardist" / "img2d.tif")
     stack = np.stack([nuclei, nuclei[::-1], nuclei[:, ::-1]], axis=0)  # (C, H, W) uint16
     image = samkit.open_image(stack, axes="CYX", channel_names=["DNA", "up-down", "left-right"])
-    annotator = samkit.Annotator(image, OracleModel(np.zeros(nuclei.shape, int)), prefetch=False)
+    annotator = samkit.Annotator(image, OracleModel(np.zeros(nuclei.shape, int)))
     c = annotator.controls
     assert [label for label, _ in c.channels.options][:2] == ["DNA + up-down + left-right", "DNA"]
     assert c.contrast.min == int(nuclei.min()) and c.contrast.max == int(nuclei.max())

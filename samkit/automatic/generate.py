@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from ..engine.mask import tight
 from ..engine.stitch import connected_to
+from ..errors import InvalidSettingError
 
 
 @dataclass(frozen=True)
@@ -52,16 +53,16 @@ class Settings:
         for name in ("points_per_side", "points_per_batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}={value!r}: must be a positive int")
+                raise InvalidSettingError(f"{name}={value!r}: must be a positive int")
         for name in ("pred_iou_thresh", "stability_score_thresh"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name}={getattr(self, name)!r}: must lie in [0, 1] (0 keeps every mask)")
+                raise InvalidSettingError(f"{name}={getattr(self, name)!r}: must lie in [0, 1] (0 keeps every mask)")
         if not 0.0 < self.box_nms_thresh <= 1.0:
-            raise ValueError(f"box_nms_thresh={self.box_nms_thresh!r}: must lie in (0, 1] (1 keeps all but exact duplicates)")
+            raise InvalidSettingError(f"box_nms_thresh={self.box_nms_thresh!r}: must lie in (0, 1] (1 keeps all but exact duplicates)")
         if not self.stability_score_offset > 0:
-            raise ValueError(f"stability_score_offset={self.stability_score_offset!r}: must be > 0 (SAM uses 1.0)")
+            raise InvalidSettingError(f"stability_score_offset={self.stability_score_offset!r}: must be > 0 (SAM uses 1.0)")
         if isinstance(self.min_area, bool) or not isinstance(self.min_area, (int, np.integer)) or self.min_area < 0:
-            raise ValueError(f"min_area={self.min_area!r}: must be an int >= 0 (pixels; 0 keeps every size)")
+            raise InvalidSettingError(f"min_area={self.min_area!r}: must be an int >= 0 (pixels; 0 keeps every size)")
 
 
 def point_grid(shape: tuple[int, int], points_per_side: int) -> np.ndarray:

@@ -30,7 +30,7 @@ import zarr
 from .._journal import is_saved
 from ..engine.grid import TileGrid
 from ..engine.session import Session
-from ..errors import InvalidImageError
+from ..errors import InvalidImageError, UnsupportedModelError
 from ..intensity import DEFAULT_PERCENTILES
 from ..labels import LabelImage
 from . import stitch
@@ -63,7 +63,7 @@ def segment_all(
     model,
     *,
     tile_size: int | None = None,
-    halo: int = 128,
+    halo: int | None = None,
     points_per_side: int = 32,
     points_per_batch: int = 64,
     pred_iou_thresh: float = 0.88,
@@ -93,8 +93,9 @@ def segment_all(
         model that has no file.
     tile_size, halo : int
         The windows (default: the model's input size, 1024 for SAM) and half
-        their overlap. Objects of any size are stitched; a larger ``halo``
-        gives the model more context at window edges.
+        their overlap (default 128, an eighth of smaller windows). Objects of
+        any size are stitched; a larger ``halo`` gives the model more context
+        at window edges.
     points_per_side : int
         The point grid in each window: ``points_per_side ** 2`` single-point
         prompts (SAM: 32). Objects smaller than the grid spacing may be missed.
@@ -170,11 +171,11 @@ def segment_all_many(images, model, *, out=None, client=None, workdir=None, prog
     unknown = set(options) - set(Settings.__dataclass_fields__)
     if unknown:
         raise TypeError(f"segment_all_many() got unexpected keyword arguments {sorted(unknown)}")
-    defaults = dict(tile_size=None, halo=128, cache=None, channels=None, percentiles=DEFAULT_PERCENTILES, value_range=None)
+    defaults = dict(tile_size=None, halo=None, cache=None, channels=None, percentiles=DEFAULT_PERCENTILES, value_range=None)
     return _run(images, model, outs, Settings(**options), _options(**{**defaults, **session_args}), client, workdir, progress)
 
 
-def embed(image, model, *, cache, tile_size=None, halo=128, channels=None, percentiles=DEFAULT_PERCENTILES,
+def embed(image, model, *, cache, tile_size=None, halo=None, channels=None, percentiles=DEFAULT_PERCENTILES,
           value_range=None, client=None, progress=None) -> int:  # fmt: skip
     """Fill the embedding store ``cache`` for every window of ``image`` (ahead of clicks or :func:`segment_all`).
 
@@ -281,7 +282,7 @@ def _read(windows, grid: TileGrid, index, box) -> np.ndarray:
 def _point_decoder(model):
     decoder = getattr(model, "point_decoder", None)
     if decoder is None:
-        raise TypeError(
+        raise UnsupportedModelError(
             f"{getattr(model, 'name', type(model).__name__)} cannot segment automatically: its window model has no "
             "point_decoder (see samkit.engine.models); use SAM, 'classical' or samkit.testing.OracleModel"
         )

@@ -20,7 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..errors import InvalidImageError
+from ..errors import InvalidImageError, InvalidSettingError
 from .mask import Box
 
 
@@ -30,6 +30,14 @@ def window_starts(size: int, tile: int, stride: int) -> np.ndarray:
         return np.zeros(1, int)
     starts = np.arange(0, size - tile, stride)
     return np.append(starts, size - tile)
+
+
+DEFAULT_HALO = 128  # for SAM's 1024 px windows: objects up to 256 px across fit in one window's overlap
+
+
+def default_halo(tile_size: int) -> int:
+    """The halo used when none is given: 128 px, or an eighth of smaller windows (1 at the least)."""
+    return max(1, min(DEFAULT_HALO, int(tile_size) // 8))
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ class TileGrid:
         if min(self.shape) < 1:
             raise InvalidImageError(f"cannot tile an empty image of shape {self.shape}")
         if self.tile_size < 16 or not 0 <= 2 * self.halo < self.tile_size:
-            raise ValueError(
+            raise InvalidSettingError(
                 f"tile_size={self.tile_size}, halo={self.halo}: need tile_size >= 16 and 0 <= 2 * halo < tile_size"
             )
 

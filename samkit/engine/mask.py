@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import InvalidLabelError
+
 Box = tuple[int, int, int, int]  # (y0, x0, y1, x1), end exclusive
 
 
@@ -59,7 +61,7 @@ class Mask:
     def __post_init__(self) -> None:
         y0, x0, y1, x1 = self.bbox
         if self.crop.dtype != bool or self.crop.shape != (y1 - y0, x1 - x0):
-            raise ValueError(f"crop {self.crop.shape} {self.crop.dtype} does not match bbox {self.bbox}")
+            raise InvalidLabelError(f"crop {self.crop.shape} {self.crop.dtype} does not match bbox {self.bbox}")
 
     @classmethod
     def from_array(cls, mask: np.ndarray, offset: tuple[int, int] = (0, 0), score: float = 1.0, prompt=None) -> Mask:

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import UnsupportedModelError
 from ..models.sam import Sam
 from ..models.sam2 import Sam2, Sam2Embedding
 from ..predictor import Predictor, input_size
@@ -86,6 +87,15 @@ class PointMasks(NamedTuple):
 
 def empty_point_masks() -> PointMasks:
     return PointMasks(np.zeros(0, int), np.zeros(0, np.float32), np.zeros(0, np.float32), [], np.zeros((0, 2), int))
+
+
+def point_masks(parts) -> PointMasks:
+    """PointMasks from (point, score, stability, crop, offset) tuples, one per mask."""
+    if not parts:
+        return empty_point_masks()
+    point, score, stability, crops, offsets = zip(*parts)
+    return PointMasks(np.array(point), np.array(score, np.float32), np.array(stability, np.float32),
+                      list(crops), np.array(offsets, int).reshape(-1, 2))
 
 
 def stability_score(logits: torch.Tensor, threshold: float, offset: float) -> torch.Tensor:
@@ -220,11 +230,7 @@ class SamWindows:
                     crop, offset = tight(crop.cpu().numpy(), offset)
                     if crop.size:
                         parts.append((start + b, float(scores[b, m]), float(stable[b, m]), crop, offset))
-            if not parts:
-                return empty_point_masks()
-            point, score, stability, crops, offsets = zip(*parts)
-            return PointMasks(np.array(point), np.array(score, np.float32), np.array(stability, np.float32),
-                              list(crops), np.array(offsets, int).reshape(-1, 2))
+            return point_masks(parts)
 
         return decode_points
 
@@ -271,7 +277,7 @@ def window_model(model):
             return model._samkit_windows
     if all(hasattr(model, a) for a in ("embed", "decoder", "embedding_spec", "signature")):
         return model
-    raise TypeError(
+    raise UnsupportedModelError(
         f"{type(model).__name__} is not a model samkit can use: pass samkit.load_model(...), a registry "
         "name, a checkpoint path, 'classical', or a window model (see samkit.engine.models)"
     )

@@ -16,12 +16,13 @@ from collections import OrderedDict
 import numpy as np
 from skimage.transform import resize
 
-from ..errors import InvalidPromptError
+from ..errors import InvalidPromptError, InvalidSettingError
 from ..intensity import DEFAULT_PERCENTILES, IntensityPolicy, sample_pixels
 from ..io import open_image
+from ..io.identity import pixel_digest
 from ..prompts import LOWRES_SIZE, check_boxes, check_points
 from . import stitch
-from .grid import TileGrid
+from .grid import TileGrid, default_halo
 from .mask import Mask, paste, tight
 from .models import window_model
 from .store import EmbeddingStore
@@ -52,8 +53,9 @@ class Session:
     tile_size : int, optional
         Side of the windows the model sees, in pixels of ``level``
         (default: the model's input size, 1024 for SAM).
-    halo : int
-        Neighbouring windows overlap by ``2 * halo`` pixels (default 128,
+    halo : int, optional
+        Neighbouring windows overlap by ``2 * halo`` pixels (default 128, an
+        eighth of windows smaller than 1024 px;
         at least 1: an object is followed into the next window from a
         point inside it that both windows see).
     level : int
@@ -62,6 +64,11 @@ class Session:
     cache : path, optional
         Keep embeddings on disk: a folder (one store per image, model and
         settings inside it) or a ``.zarr`` path. Default: memory only.
+        A stored window is used only when its pixels hash as they did when
+        it was embedded (each window is read and hashed once per session),
+        so an image changed anywhere gets new embeddings where it changed.
+        A change made while a session is open is seen only in the windows
+        it has not used yet: open a new session after changing the image.
     channels : sequence of int, optional
         Up to three image channels shown to the model as R, G, B.
     percentiles, value_range
@@ -85,7 +92,7 @@ class Session:
         model,
         *,
         tile_size: int | None = None,
-        halo: int = 128,
+        halo: int | None = None,
         level: int = 0,
         cache=None,
         channels=None,
@@ -98,14 +105,16 @@ class Session:
         self.model = window_model(model)
         shapes = self.image.level_shapes
         if not 0 <= level < len(shapes):
-            raise ValueError(f"level={level}: the image has {len(shapes)} pyramid level(s), 0..{len(shapes) - 1}")
+            raise InvalidSettingError(f"level={level}: the image has {len(shapes)} pyramid level(s), 0..{len(shapes) - 1}")
         self.level = level
         self.shape = tuple(int(n) for n in shapes[0][:2])  # (H, W) at level 0, where prompts live
         level_shape = tuple(int(n) for n in shapes[level][:2])
         self.scale = (self.shape[0] / level_shape[0], self.shape[1] / level_shape[1])
+        default = getattr(self.model, "input_size", DEFAULT_TILE)
+        side = default if tile_size is None else tile_size  # 0 is refused by the grid, not taken as the default
+        halo = default_halo(side) if halo is None else halo
         if halo < 1:
-            raise ValueError(f"halo={halo}: windows must overlap (halo >= 1) for objects to be followed across them")
-        side = tile_size or getattr(self.model, "input_size", DEFAULT_TILE)
+            raise InvalidSettingError(f"halo={halo}: windows must overlap (halo >= 1) for objects to be followed across them")
         self.grid = TileGrid(level_shape, side, halo)
         self.max_windows = max_windows
 
@@ -125,6 +134,7 @@ class Session:
         }
         self.store = EmbeddingStore(self.signature, self.grid.grid_shape, emb_shape, emb_dtype, path=cache, memory_bytes=memory_bytes)
         self.worker = worker_for(self.model)
+        self._digests: dict = {}  # window -> pixel_digest of its pixels, read once per session
         self._decoders: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
@@ -143,10 +153,12 @@ class Session:
         out, todo = self._cached(indices)
         if todo:
             windows = [self.grid.window(i) for i in todo]
-            pixels = np.stack([self.intensity.apply(self.image.read(*w, level=self.level)) for w in windows])
+            raw = [self.image.read(*w, level=self.level) for w in windows]
+            pixels = np.stack([self.intensity.apply(r) for r in raw])
             embeddings = self.model.embed(pixels, [self._to_level0_box(w) for w in windows])
-            for index, embedding in zip(todo, embeddings):
-                out[index] = self.store.put(index, embedding)  # as stored, so cached and fresh tiles agree
+            for index, window_pixels, embedding in zip(todo, raw, embeddings):
+                digest = self._digests[index] = pixel_digest(window_pixels)
+                out[index] = self.store.put(index, embedding, digest=digest)  # as stored: cached and fresh agree
         return [out[i] for i in indices]
 
     def embed(self, region=None, *, progress=None) -> EmbedJob:
@@ -157,7 +169,7 @@ class Session:
         """
         indices = self.windows(region)
         present = self.store.present()
-        missing = [i for i in indices if not present[i]]
+        missing = [i for i in indices if not present[i] or i not in self._digests]  # the worker checks the others
         futures = self.worker.request(self, missing)
         return EmbedJob(futures, self.worker, progress, total=len(indices))
 
@@ -182,15 +194,22 @@ class Session:
         return self.store.present()
 
     def _cached(self, indices) -> tuple[dict, list]:
-        """({index: embedding} of the windows in the store, [indices of the others])."""
+        """({index: embedding} of the windows stored for their current pixels, [indices of the others])."""
         found, missing = {}, []
         for index in indices:
-            embedding = self.store.get(index)
-            if embedding is None:
+            entry = self.store.get_with_digest(index)
+            if entry is not None and entry[1] == self._digest(index):
+                found[index] = entry[0]
+            else:  # not embedded yet, or embedded from other pixels (the image changed)
                 missing.append(index)
-            else:
-                found[index] = embedding
         return found, missing
+
+    def _digest(self, index) -> bytes:
+        """The pixel digest of window ``index``, read and hashed the first time it is asked for."""
+        digest = self._digests.get(index)
+        if digest is None:
+            digest = self._digests[index] = pixel_digest(self.image.read(*self.grid.window(index), level=self.level))
+        return digest
 
     def _embedding(self, indices, timeout) -> dict:
         out, missing = self._cached(indices)

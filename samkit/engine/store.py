@@ -5,6 +5,13 @@ its layout, atomic writes and sharing between processes are described in
 :mod:`samkit.engine.store_disk`. ``path`` names the store itself when it ends in ``.zarr``;
 any other folder is a cache folder holding ``<first 16 hex of sha256(canonical signature)>.zarr``.
 
+Integrity
+---------
+Each tile is stored with a *digest* of the pixels it was embedded from (given by the caller,
+see :meth:`EmbeddingStore.put`) and a checksum of its bytes. :meth:`EmbeddingStore.get_with_digest`
+returns both, so a caller reuses a tile only for the same pixels; a tile whose bytes no longer
+match their checksum (a flipped bit on disk) is treated as missing, with one warning per store.
+
 Concurrency
 -----------
 Threads: one lock guards the memory LRU; disk reads and writes run outside it, so reads of
@@ -30,6 +37,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+import xxhash
 
 from .. import _durable
 from ..errors import CacheError
@@ -38,6 +46,7 @@ from .store_disk import FORMAT_VERSION, Folder, metadata, open_store, sweep_left
 __all__ = ["FORMAT_VERSION", "EmbeddingStore"]
 
 Index = tuple[int, int]  # (iy, ix) in the tile grid
+_MAX_DIGEST = 64  # bytes of a pixel digest kept with a tile
 
 
 class EmbeddingStore:
@@ -88,9 +97,10 @@ class EmbeddingStore:
         self._disk_dtype = self._dtype.newbyteorder("<")
         self._key_suffix = ".0" * len(self._embedding_shape)
         self._lock = threading.Lock()
-        self._memory: OrderedDict[Index, np.ndarray] = OrderedDict()
+        self._memory: OrderedDict[Index, tuple[np.ndarray, bytes]] = OrderedDict()  # (tile, pixel digest)
         self._memory_used = 0
         self._disk_error: CacheError | None = None
+        self._warned_corrupt = False
         self._path = self.location(signature, path)
         self._folder = None if self._path is None else self._open_disk()
 
@@ -149,22 +159,32 @@ class EmbeddingStore:
         """The embedding of tile ``index = (iy, ix)``, or ``None`` when not computed yet.
 
         Looks in memory, then on disk (a tile read from disk is then kept in memory). The
-        returned array is read-only and shared with the cache.
+        returned array is read-only and shared with the cache. Use :meth:`get_with_digest`
+        to reuse a tile only for the pixels it was made from.
+        """
+        entry = self.get_with_digest(index)
+        return None if entry is None else entry[0]
+
+    def get_with_digest(self, index: Index) -> tuple[np.ndarray, bytes] | None:
+        """``(embedding, digest)`` of tile ``index``, ``digest`` as given to :meth:`put`; or ``None``.
+
+        A tile on disk whose bytes do not match their checksum, or that has no checksum,
+        is ``None`` (missing): it is recomputed and written again.
         """
         key = self._check_index(index)
         with self._lock:
-            value = self._memory.get(key)
-            if value is not None:
+            entry = self._memory.get(key)
+            if entry is not None:
                 self._memory.move_to_end(key)
-                return value
+                return entry
         if self._folder is None:
             return None
-        value = self._read(key)
-        if value is not None:
-            self._remember(key, value)
-        return value
+        entry = self._read(key)
+        if entry is not None:
+            self._remember(key, entry)
+        return entry
 
-    def put(self, index: Index, array) -> np.ndarray:
+    def put(self, index: Index, array, *, digest: bytes = b"") -> np.ndarray:
         """Store the embedding of tile ``index = (iy, ix)`` in memory and on disk.
 
         Parameters
@@ -172,6 +192,10 @@ class EmbeddingStore:
         index : (iy, ix)
         array : ndarray of shape ``embedding_shape``
             Cast to the store's dtype (same kind or safer: float to int is refused).
+        digest : bytes
+            Identity of the pixels the tile was embedded from (e.g.
+            :func:`samkit.io.identity.pixel_digest` of the window), returned by
+            :meth:`get_with_digest`; at most 64 bytes.
 
         Returns
         -------
@@ -186,11 +210,15 @@ class EmbeddingStore:
         """
         key = self._check_index(index)
         value = self._check_value(key, array)
-        self._remember(key, value)
+        digest = bytes(digest)
+        if len(digest) > _MAX_DIGEST:
+            raise ValueError(f"digest has {len(digest)} bytes; a pixel digest has at most {_MAX_DIGEST}")
+        self._remember(key, (value, digest))
         if self._folder is not None and self._disk_error is None:
-            data = np.ascontiguousarray(value, dtype=self._disk_dtype)
-            try:
-                self._folder.write(self._chunk_name(key), memoryview(data).cast("B"))
+            data = memoryview(np.ascontiguousarray(value, dtype=self._disk_dtype)).cast("B")
+            try:  # the chunk, then its check: a chunk is used only once both are there and agree
+                self._folder.write(self._chunk_name(key), data)
+                self._folder.write(self._check_name(key), xxhash.xxh3_64(data).digest() + digest)
             except OSError as err:
                 self._fail_disk(err)
         return value
@@ -203,19 +231,20 @@ class EmbeddingStore:
         with self._lock:
             if key in self._memory:
                 return True
-        return self._folder is not None and self._folder.exists(self._chunk_name(key))
+        folder = self._folder
+        return folder is not None and folder.exists(self._chunk_name(key)) and folder.exists(self._check_name(key))
 
     def present(self) -> np.ndarray:
-        """(ny, nx) bool array: tiles in memory or on disk (lists chunk files, reads none)."""
+        """(ny, nx) bool array: tiles in memory or on disk (lists chunk and check files, reads none)."""
         grid = np.zeros(self._grid_shape, bool)
         if self._folder is not None:
             try:
-                names = self._folder.names()
+                names = set(self._folder.names())
             except OSError as err:
                 raise _cache_error(f"cannot list the embedding store {self._path}", err) from err
             for name in names:
                 key = self._parse_chunk_name(name)
-                if key is not None:
+                if key is not None and self._check_name(key) in names:
                     grid[key] = True
         with self._lock:
             for key in self._memory:
@@ -259,21 +288,26 @@ class EmbeddingStore:
         value.flags.writeable = False
         return value
 
-    def _remember(self, key: Index, value: np.ndarray) -> None:
-        if value.nbytes > self._memory_bytes:
+    def _remember(self, key: Index, entry: tuple[np.ndarray, bytes]) -> None:
+        size = entry[0].nbytes
+        if size > self._memory_bytes:
             return
         with self._lock:
             old = self._memory.pop(key, None)
             if old is not None:
-                self._memory_used -= old.nbytes
-            while self._memory and self._memory_used + value.nbytes > self._memory_bytes:
+                self._memory_used -= old[0].nbytes
+            while self._memory and self._memory_used + size > self._memory_bytes:
                 _, evicted = self._memory.popitem(last=False)
-                self._memory_used -= evicted.nbytes
-            self._memory[key] = value
-            self._memory_used += value.nbytes
+                self._memory_used -= evicted[0].nbytes
+            self._memory[key] = entry
+            self._memory_used += size
 
     def _chunk_name(self, key: Index) -> str:
         return f"c.{key[0]}.{key[1]}{self._key_suffix}"
+
+    @staticmethod
+    def _check_name(key: Index) -> str:
+        return f"s.{key[0]}.{key[1]}"
 
     def _parse_chunk_name(self, name: str) -> Index | None:
         if not (name.startswith("c.") and name.endswith(self._key_suffix)):
@@ -285,20 +319,31 @@ class EmbeddingStore:
         ny, nx = self._grid_shape
         return (iy, ix) if iy < ny and ix < nx else None
 
-    def _read(self, key: Index) -> np.ndarray | None:
+    def _read(self, key: Index) -> tuple[np.ndarray, bytes] | None:
         name = self._chunk_name(key)
         out = np.empty(self._embedding_shape, self._disk_dtype)
         try:
             complete = self._folder.read_into(name, out)
+            check = self._folder.read_small(self._check_name(key), 8 + _MAX_DIGEST) if complete else None
         except OSError as err:
             problem = f"could not be read ({err})"
         else:
-            if complete is None:
-                return None
-            if complete:
+            if complete is None or (complete and check is None):
+                return None  # not written yet, or its writer was killed before the check
+            if complete and xxhash.xxh3_64(memoryview(out).cast("B")).digest() == check[:8]:
                 value = out.astype(self._dtype, copy=False)
                 value.flags.writeable = False
-                return value
+                return value, check[8:]
+            if complete:  # a flipped bit, or the chunk of one writer and the check of another
+                with self._lock:
+                    first, self._warned_corrupt = not self._warned_corrupt, True
+                if first:
+                    warnings.warn(
+                        f"tile {key} of {self._path} does not match its checksum (a damaged disk or file?); "
+                        "it is recomputed, and so is any other such tile of this store (warned once)",
+                        UserWarning, stacklevel=3,
+                    )  # fmt: skip
+                return None
             problem = "has the wrong size; it is deleted and"  # not written by samkit: never reuse it
             self._folder.unlink(name)
         warnings.warn(f"tile {key} of {self._path} {problem} will be recomputed", UserWarning, stacklevel=3)

@@ -10,16 +10,22 @@ A store is a zarr v3 array folder that ``zarr.open_array`` reads like any other:
                             integers), attributes["samkit"] = {kind, format_version, signature}
         c.<iy>.<ix>.0.0.0   one file per computed tile (chunk keys use the "." separator,
                             so all tiles lie in one flat folder and listing them is one call)
+        s.<iy>.<ix>         the tile's check (zarr ignores it): 8 bytes, the xxh3-64 of the
+                            chunk file (little-endian), then the digest of the pixels the tile
+                            was embedded from (opaque bytes given by the caller)
 
 samkit reads and writes those files itself with numpy and ``os`` (zarr is not needed at run
-time).
+time). A tile is used only with its check file, when the chunk's bytes hash to the stored
+xxh3-64: a flipped bit, a chunk without its check, or a chunk and a check of two different
+writers count as missing, and the tile is recomputed.
 
 Atomicity
 ---------
 A tile is written by :func:`samkit._durable.write_file`: to a hidden ``.<key>.<uuid>.partial``
 file in the store folder, flushed to disk and renamed onto its key (atomic on POSIX and
-Windows). A tile is present iff its key exists, so a killed writer leaves at most a hidden
-partial file (removed on a later open once an hour old), never a short chunk; a chunk of the
+Windows), then its check file the same way. A tile is present iff its key and its check file
+exist, so a killed writer leaves at most a hidden partial file (removed on a later open once
+an hour old) or a chunk without a check, never a short chunk that is used; a chunk of the
 wrong size is treated as missing. A new store is built complete, ``zarr.json`` included, in a
 hidden sibling folder and renamed into place, so no reader sees a store without metadata or
 with another signature's tiles.
@@ -27,7 +33,8 @@ with another signature's tiles.
 Concurrency
 -----------
 Processes sharing a store of the same signature need no coordination: every chunk is replaced
-atomically, two writers of one tile write identical bytes, and of two processes creating the
+atomically, two writers of one tile write identical bytes (or, for pixels that changed under
+the same image identity, a chunk and check that do not match: the tile is recomputed), and of two processes creating the
 store at once one rename wins and the other opens that store. A store with another signature
 (or format version, shape or dtype) is never reused: it is renamed aside, deleted and created
 anew, with a warning (the last opener wins). Where the OS supports ``dir_fd`` (Linux, macOS) a
@@ -54,7 +61,7 @@ import numpy as np
 from .. import _durable
 from ..errors import CacheError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: check files (tile checksum + pixel digest) beside the chunks
 _KIND = "samkit-embedding-store"
 # zarr.json entries that must match for a store to be reused (besides attributes["samkit"])
 _CHECKED_KEYS = (
@@ -108,14 +115,29 @@ class Folder:
 
     def read_into(self, name: str, out: np.ndarray) -> bool | None:
         """Fill ``out`` from the file: None if absent, False if its size is not ``out.nbytes``."""
+        f = self._open(name)
+        if f is None:
+            return None
+        with f:
+            count = f.readinto(memoryview(out).cast("B"))
+            return count == out.nbytes and not f.read(1)
+
+    def read_small(self, name: str, limit: int = 4096) -> bytes | None:
+        """The bytes of a small file (at most ``limit`` are read), None if absent."""
+        f = self._open(name)
+        if f is None:
+            return None
+        with f:
+            return f.read(limit)
+
+    def _open(self, name: str):
+        """The file opened for reading, or None if absent."""
         path, dir_fd = self._at(name)
         try:
             fd = os.open(path, os.O_RDONLY | _BINARY, dir_fd=dir_fd)
         except FileNotFoundError:
             return None
-        with os.fdopen(fd, "rb") as f:
-            count = f.readinto(memoryview(out).cast("B"))
-            return count == out.nbytes and not f.read(1)
+        return os.fdopen(fd, "rb")
 
     def read_json(self, name: str):
         path, dir_fd = self._at(name)

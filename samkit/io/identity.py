@@ -1,9 +1,17 @@
-"""Cheap identities of image data, for caches (embeddings are reused only for the same pixels).
+"""Identities of image data, for caches (embeddings are reused only for the same pixels).
+
+Two levels. A cheap identity of the whole image names its embedding store (it reads
+almost nothing, so it cannot see every change):
 
 * a file: its resolved path, size, modification time and its first and last 64 KiB;
 * a directory store (``.zarr``): its metadata files' sizes and times, plus the samples below;
 * an array in memory: shape, dtype and 16 blocks spread over Y and X (and over
   the other axes), or every pixel when the array is small (<= 4 MiB).
+
+Then :func:`pixel_digest` of every pixel of a window, kept with that window's embedding:
+a stored embedding is used only when the window's pixels hash the same now (see
+:class:`samkit.engine.Session`). xxh3 hashes several GB/s, so this costs a small
+fraction of reading the window, and far less than embedding it.
 """
 
 from __future__ import annotations
@@ -76,3 +84,11 @@ def sample_digest(array, axes: str, hasher=None):
                 key.append(n * k // blocks)  # walks through the planes of T, Z (and many channels)
         hasher.update(np.ascontiguousarray(np.asarray(array[tuple(key)])).tobytes())
     return hasher
+
+
+def pixel_digest(pixels) -> bytes:
+    """xxh3-128 of an array's shape, dtype and every pixel (16 bytes): the identity of a window."""
+    pixels = np.ascontiguousarray(pixels)
+    hasher = xxhash.xxh3_128(f"{pixels.shape}|{pixels.dtype.str}".encode())
+    hasher.update(pixels)
+    return hasher.digest()

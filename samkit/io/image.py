@@ -271,6 +271,11 @@ class Image:
         64 KiB; arrays in memory: shape, dtype and 16 blocks sampled over the
         image. Also depends on the axes and on ``plane()``/``yxc()``, not on
         spacing or channel names.
+
+        It reads almost nothing, so it misses changes elsewhere in the
+        pixels: it names an embedding store, and a session checks each
+        window's pixels against the digest stored with its embedding (see
+        :mod:`samkit.io.identity`).
         """
         hasher = xxhash.xxh3_64()
         if self._source is not None:

@@ -7,14 +7,17 @@ under "ome") give the axes (names and units), the scale of each level and, in
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import numpy as np
 import xxhash
 
 from ..errors import InvalidImageError
 from .identity import sample_digest, stat_digest
 from .image import Image
 from .metadata import common_unit, fit_axes, fit_channel_names, fit_spacing, guess_axes
+from .views import region_text
 
 METADATA_FILES = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")
 AXIS_NAMES = {"t": "T", "time": "T", "c": "C", "channel": "C", "z": "Z", "y": "Y", "x": "X"}
@@ -23,6 +26,56 @@ AXIS_NAMES = {"t": "T", "time": "T", "c": "C", "channel": "C", "z": "Z", "y": "Y
 def is_zarr(path: Path) -> bool:
     """Whether a directory is a zarr array or group."""
     return any((path / name).is_file() for name in METADATA_FILES)
+
+
+class ZarrLevel:
+    """One zarr array of a store, read lazily; a chunk that cannot be read raises InvalidImageError.
+
+    zarr raises its codecs' own errors (e.g. ``RuntimeError: Zstd decompression error``) for
+    a corrupt chunk; this names the store, the array, the region and the chunk instead.
+    """
+
+    def __init__(self, array, path: Path, name: str = "") -> None:
+        self.array, self.path, self.name = array, path, name
+        self.shape, self.dtype, self.chunks = tuple(array.shape), np.dtype(array.dtype), tuple(array.chunks)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except (IndexError, InvalidImageError, MemoryError):
+            raise
+        except Exception as exc:
+            where = f"array '{self.name}', " if self.name else ""
+            raise InvalidImageError(
+                f"cannot read '{self.path}' ({where}{region_text(key)}{self._bad_chunk(key)}): "
+                f"{type(exc).__name__}: {exc}; the store may be corrupt or incomplete"
+            ) from exc
+
+    def _bad_chunk(self, key, limit: int = 256) -> str:
+        """``, chunk '<key>' is unreadable`` for the first chunk of the region that fails (if few enough to try)."""
+        key = key if isinstance(key, tuple) else (key,)
+        key = () if key == (Ellipsis,) else key
+        if Ellipsis in key or len(key) > self.ndim or not all(isinstance(k, (slice, int, np.integer)) for k in key):
+            return ""
+        key = key + (slice(None),) * (self.ndim - len(key))
+        grid = getattr(self.array, "shards", None) or self.chunks  # files hold shards when there are any
+        ranges = []
+        for k, n, c in zip(key, self.shape, grid):
+            start, stop = (k.indices(n)[:2] if isinstance(k, slice) else (int(k) % n, int(k) % n + 1))
+            ranges.append(range(start // c, -(-stop // c)))
+        if np.prod([len(r) for r in ranges]) > limit:
+            return ""
+        for coords in itertools.product(*ranges):
+            block = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, grid))
+            try:
+                self.array[block]
+            except Exception:
+                return f", chunk {self.array.metadata.encode_chunk_key(coords)!r} is unreadable"
+        return ""
 
 
 class ZarrSource:
@@ -53,7 +106,8 @@ def open_zarr(path: Path) -> Image:
         raise InvalidImageError(f"'{path}' is not a readable zarr store: {exc}") from exc
     if isinstance(node, zarr.Array):
         axes = _dimension_axes(node)
-        return Image(node, axes, path=path, source=ZarrSource(path, [], node, axes))
+        level = ZarrLevel(node, path)
+        return Image(level, axes, path=path, source=ZarrSource(path, [], level, axes))
     attrs = node.attrs.asdict()
     ome = attrs.get("ome", attrs)
     if ome.get("multiscales"):
@@ -66,9 +120,10 @@ def open_zarr(path: Path) -> Image:
             f"zarr group '{path}' has no multiscales metadata and no array '0'; "
             f"open one of its arrays instead: {sorted(node.array_keys())}"
         )
-    levels = [node[p] for p in paths]
-    levels = [a for a in levels if a.ndim == levels[0].ndim and a.dtype == levels[0].dtype]
-    axes = _dimension_axes(levels[0])
+    arrays = [node[p] for p in paths]
+    arrays = [a for a in arrays if a.ndim == arrays[0].ndim and a.dtype == arrays[0].dtype]
+    axes = _dimension_axes(arrays[0])
+    levels = [ZarrLevel(a, path, p) for a, p in zip(arrays, paths)]
     return Image(levels, axes, path=path, source=ZarrSource(path, paths[: len(levels)], levels[0], axes))
 
 
@@ -84,7 +139,7 @@ def _open_multiscales(path: Path, group, ome: dict) -> Image:
     multiscale = ome["multiscales"][0]
     try:
         paths = [d["path"] for d in multiscale["datasets"]]
-        levels = [group[p] for p in paths]
+        levels = [ZarrLevel(group[p], path, p) for p in paths]
     except (KeyError, TypeError) as exc:
         raise InvalidImageError(f"multiscales metadata of '{path}' names a level that is missing: {exc}") from exc
     shape = levels[0].shape

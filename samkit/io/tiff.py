@@ -21,7 +21,7 @@ from ..errors import InvalidImageError
 from .identity import file_digest
 from .image import Image
 from .metadata import common_unit, fit_axes, fit_channel_names, fit_spacing, normalise_unit
-from .views import View
+from .views import View, region_text
 
 UM_PER_RESOLUTION_UNIT = {2: 25_400.0, 3: 10_000.0}  # inch, centimetre
 IGNORED_DPI = (1, 72, 96)  # defaults of image editors, not a measurement
@@ -61,7 +61,7 @@ class TiffSource:
                 raise
             except Exception as exc:
                 raise InvalidImageError(
-                    f"cannot read level {level} of '{self.path}': {type(exc).__name__}: {exc}; "
+                    f"cannot read level {level} of '{self.path}' ({region_text(key)}): {type(exc).__name__}: {exc}; "
                     "the file may be truncated or corrupt"
                 ) from exc
         return data if data.dtype.isnative else data.astype(data.dtype.newbyteorder("="))

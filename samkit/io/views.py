@@ -13,6 +13,20 @@ import numbers
 import numpy as np
 
 
+def region_text(key) -> str:
+    """A numpy index as text for messages: ``region [0:256, 0:256, :]``, or ``the whole array``."""
+    key = key if isinstance(key, tuple) else (key,)
+    if key in ((), (Ellipsis,)):
+        return "the whole array"
+    parts = []
+    for k in key:
+        if isinstance(k, slice):
+            parts.append(f"{'' if k.start is None else k.start}:{'' if k.stop is None else k.stop}")
+        else:
+            parts.append("..." if k is Ellipsis else str(k))
+    return "region [" + ", ".join(parts) + "]"
+
+
 def _int_index(k, n: int, axis: int) -> int:
     k = int(k)
     if not -n <= k < n:

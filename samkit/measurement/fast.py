@@ -3,7 +3,8 @@
 Geometry comes from runs: stretches of one label along the last axis, found in one
 comparison of neighbours (a label image has some 20-50 times fewer runs than pixels).
 Intensity statistics use one bin per object (``np.bincount``) over the object pixels,
-with a value histogram per object for the median of small integer types.
+with a value histogram per object for the median of small integer types. As in
+scikit-image, one NaN pixel makes every intensity statistic of its object NaN.
 
 Every statistic of an object depends only on that object's pixels taken in raster
 order (integer sums are exact; float sums add the pixels in the same order), so an
@@ -178,6 +179,10 @@ def _channel(values, bin_, geo, stats) -> dict:
             picked[:, 0], picked[:, 3] = _extremes(values, bin_, k)
         out["intensity_min"], out["intensity_max"] = picked[:, 0], picked[:, 3]
         out["intensity_median"] = (picked[:, 1] + picked[:, 2]) / 2
+        if values.dtype.kind == "f":  # a NaN pixel makes every statistic of its object NaN, as in scikit-image
+            has_nan = np.bincount(bin_, np.isnan(values), minlength=k) > 0
+            for name in ("intensity_min", "intensity_max", "intensity_median"):
+                out[name][has_nan] = np.nan
     return out
 
 
@@ -224,8 +229,9 @@ def _variance(total, squares, count) -> np.ndarray:
 def _extremes(values, bin_, k) -> tuple[np.ndarray, np.ndarray]:
     low = np.full(k, _top(values.dtype), values.dtype)
     high = np.full(k, _bottom(values.dtype), values.dtype)
-    np.minimum.at(low, bin_, values)
-    np.maximum.at(high, bin_, values)
+    with np.errstate(invalid="ignore"):  # NaN propagates, as wanted
+        np.minimum.at(low, bin_, values)
+        np.maximum.at(high, bin_, values)
     return low.astype(np.float64), high.astype(np.float64)
 
 

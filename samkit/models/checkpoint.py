@@ -21,6 +21,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import CheckpointError
@@ -58,6 +59,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     if "model_state" in obj:  # micro-sam container
         extras = {k: v for k, v in obj.items() if k != "model_state"}
         obj = obj["model_state"]
+        if not isinstance(obj, dict):
+            kind = type(obj).__name__
+            raise CheckpointError(f"{path.name}: its 'model_state' holds a {kind}, not a state dict (a damaged file?)")
     state = {_strip_prefixes(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
         raise CheckpointError(f"{path.name} contains no weight tensors")
@@ -92,6 +96,16 @@ def detect_model_type(state: dict[str, torch.Tensor], name: str = "checkpoint") 
     )
 
 
+def _finite(tensor: torch.Tensor) -> bool:
+    """Whether a CPU tensor holds no NaN or inf (numpy's check: ~20x faster than torch's on CPU)."""
+    if not tensor.is_floating_point():
+        return True
+    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16: NaN and inf have all 8 exponent bits set
+        exponent = tensor.detach().view(torch.int16).numpy() & 0x7F80
+        return not (exponent == 0x7F80).any()
+    return bool(np.isfinite(tensor.detach().numpy()).all())
+
+
 def load_weights(model: Sam, state: dict[str, torch.Tensor], name: str = "checkpoint") -> None:
     """Copy ``state`` into ``model``; the first key or shape that differs is an error."""
     expected = model.state_dict()
@@ -111,5 +125,11 @@ def load_weights(model: Sam, state: dict[str, torch.Tensor], name: str = "checkp
         raise CheckpointError(
             f"{name} does not match a SAM {model.model_type!r} model: {problem}. "
             f"Known model types: {MODEL_TYPES}; pass model_type= if the file is for another one."
+        )
+    bad = next((k for k in expected if not _finite(state[k])), None)
+    if bad is not None:  # such weights give empty masks with finite scores, silently
+        raise CheckpointError(
+            f"{name}: weight {bad!r} holds NaN or infinite values (a diverged training run or a damaged file); "
+            "samkit does not load it. Use the checkpoint of an earlier epoch, or download the file again."
         )
     model.load_state_dict(state, strict=True)

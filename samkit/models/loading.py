@@ -53,7 +53,7 @@ def load_model(
         if model_type is None:
             model_type = registry_type or detected
         elif model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type={model_type!r} is unknown; expected one of {MODEL_TYPES}")
+            raise UnknownModelError(f"model_type={model_type!r} is unknown; expected one of {MODEL_TYPES}")
         model = build_sam(model_type)
         load_weights(model, state, path.name)
     model.checkpoint = path

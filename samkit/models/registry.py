@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from ..errors import UnknownModelError
+from ..errors import InvalidSettingError, UnknownModelError
 
 #: The architectures a checkpoint can be built for (see :mod:`samkit.models.sam` and :mod:`samkit.models.sam2`).
 _MODEL_TYPES = (
@@ -97,24 +97,24 @@ class ModelInfo:
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
-            raise ValueError(f"a model needs a non-empty name, got {self.name!r}")
+            raise InvalidSettingError(f"a model needs a non-empty name, got {self.name!r}")
         if self.model_type not in _MODEL_TYPES:
-            raise ValueError(
+            raise InvalidSettingError(
                 f"{self.name}: model_type={self.model_type!r} is unknown; expected one of {_MODEL_TYPES}"
             )
         _check_url(self.name, self.url)
         if not self.filename:
             object.__setattr__(self, "filename", _default_filename(self.name, self.url))
         if "/" in self.filename or "\\" in self.filename or self.filename.startswith("."):
-            raise ValueError(f"{self.name}: filename={self.filename!r} must be a plain file name")
+            raise InvalidSettingError(f"{self.name}: filename={self.filename!r} must be a plain file name")
         if self.size_bytes is not None and (
             not isinstance(self.size_bytes, int) or isinstance(self.size_bytes, bool) or self.size_bytes <= 0
         ):
-            raise ValueError(f"{self.name}: size_bytes={self.size_bytes!r} must be a positive int or None")
+            raise InvalidSettingError(f"{self.name}: size_bytes={self.size_bytes!r} must be a positive int or None")
         if self.sha256 is not None:
             digest = self.sha256.lower().removeprefix("sha256:")
             if not re.fullmatch(r"[0-9a-f]{64}", digest):
-                raise ValueError(f"{self.name}: sha256={self.sha256!r} is not 64 hexadecimal digits")
+                raise InvalidSettingError(f"{self.name}: sha256={self.sha256!r} is not 64 hexadecimal digits")
             object.__setattr__(self, "sha256", digest)
         for key in ("alt_hash", "decoder_hash"):
             if getattr(self, key) is not None:
@@ -122,7 +122,7 @@ class ModelInfo:
         if self.decoder_url is not None:
             _check_url(self.name, self.decoder_url)
         if self.sha256 is None and self.alt_hash is None and self.size_bytes is None:
-            raise ValueError(
+            raise InvalidSettingError(
                 f"{self.name}: give sha256=, alt_hash= or at least size_bytes= so the download can be checked"
             )
 
@@ -137,13 +137,13 @@ class ModelInfo:
 def _check_url(name: str, url: str) -> None:
     parsed = urlparse(url)
     if parsed.scheme not in ("https", "http") or not parsed.netloc:
-        raise ValueError(f"{name}: url={url!r} must be an http(s) address")
+        raise InvalidSettingError(f"{name}: url={url!r} must be an http(s) address")
 
 
 def _check_pooch_hash(name: str, value: str) -> str:
     alg, _, digest = value.lower().partition(":")
     if _HASH_LENGTHS.get(alg) != len(digest) or not re.fullmatch(r"[0-9a-f]+", digest):
-        raise ValueError(
+        raise InvalidSettingError(
             f"{name}: hash {value!r} is not 'algorithm:hexdigest' with an algorithm from {sorted(_HASH_LENGTHS)}"
         )
     return f"{alg}:{digest}"
@@ -430,10 +430,10 @@ def register(info: ModelInfo, *, overwrite: bool = False) -> ModelInfo:
     if not isinstance(info, ModelInfo):
         raise TypeError(f"register() takes a ModelInfo, not {type(info).__name__}")
     if info.name in MODELS and not overwrite:
-        raise ValueError(f"a model called {info.name!r} is already registered; pass overwrite=True to replace it")
+        raise InvalidSettingError(f"a model called {info.name!r} is already registered; pass overwrite=True to replace it")
     clash = next((o.name for o in MODELS.values() if o.filename == info.filename and o.name != info.name), None)
     if clash is not None:
-        raise ValueError(
+        raise InvalidSettingError(
             f"{info.name}: filename {info.filename!r} is already used by {clash!r}; give a different filename="
         )
     MODELS[info.name] = info

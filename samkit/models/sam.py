@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..device import PRECISIONS
+from ..errors import UnknownModelError
 from .image_encoder import ImageEncoderViT
 from .mask_decoder import MaskDecoder
 from .prompt_encoder import PromptEncoder
@@ -65,7 +66,7 @@ class Sam(nn.Module):
     def __init__(self, model_type: str) -> None:
         super().__init__()
         if model_type not in IMAGE_ENCODERS:
-            raise ValueError(f"model_type={model_type!r} is unknown; expected one of {MODEL_TYPES}")
+            raise UnknownModelError(f"model_type={model_type!r} is unknown; expected one of {MODEL_TYPES}")
         self.model_type = model_type
         self.precision = "fp32"
         self.checkpoint: Path | None = None

@@ -280,6 +280,28 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong at the bottom of a requests/urllib3 error chain, e.g. 'Connection refused'.
+
+    requests wraps urllib3's errors, which wrap the socket's; their messages repeat the
+    host, pool and retries. The innermost error with a system message says it plainly.
+    """
+    chain, todo = [], [exc]
+    while todo:
+        error = todo.pop(0)
+        if any(error is seen for seen in chain):
+            continue
+        chain.append(error)
+        todo += [e for e in (*error.args, getattr(error, "reason", None), error.__cause__, error.__context__)
+                 if isinstance(e, BaseException)]  # fmt: skip
+    system = [e.strerror for e in chain if isinstance(e, OSError) and e.strerror]
+    if system:
+        return system[-1]
+    if any(isinstance(e, TimeoutError) or "Timeout" in type(e).__name__ for e in chain):
+        return "timed out"
+    return _short(chain[-1])
+
+
 def _download(info: ModelInfo, folder: Path, progress: bool) -> Path:
     """Download ``info.url`` to a part file in ``folder``; pooch checks the hash."""
     import requests  # pooch's own dependency; imported late as pooch does
@@ -302,16 +324,18 @@ def _download(info: ModelInfo, folder: Path, progress: bool) -> Path:
             f"({_short(exc)}); it was deleted and not loaded. {_offline_hint(info, final)}"
         ) from exc
     except requests.exceptions.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "?"
+        reason = exc.response.reason if exc.response is not None else _reason(exc)
         raise DownloadError(
-            f"{info.name}: the server refused {info.url} ({_short(exc)}). {_offline_hint(info, final)}"
+            f"{info.name}: the server refused {info.url} (HTTP {status} {reason}). {_offline_hint(info, final)}"
         ) from exc
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         raise DownloadError(
-            f"{info.name}: cannot reach {info.url} (offline? {_short(exc)}). {_offline_hint(info, final)}"
+            f"{info.name}: cannot reach {info.url} ({_reason(exc)}; offline?). {_offline_hint(info, final)}"
         ) from exc
     except requests.exceptions.RequestException as exc:  # e.g. the transfer broke off
         raise DownloadError(
-            f"{info.name}: the download from {info.url} failed ({_short(exc)}); nothing was kept. "
+            f"{info.name}: the download from {info.url} failed ({_reason(exc)}); nothing was kept. "
             f"Try again, or: {_offline_hint(info, final)}"
         ) from exc
     except OSError as exc:  # disk full, permissions

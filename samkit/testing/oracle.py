@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ..engine.lookup import LabelLookupModel
+from ..errors import InvalidImageError
 
 
 class OracleModel(LabelLookupModel):
@@ -42,14 +43,15 @@ class OracleModel(LabelLookupModel):
 
     def __init__(self, labels, *, delay: float = 0.0) -> None:
         if len(getattr(labels, "shape", ())) != 2:
-            raise ValueError(f"ground-truth labels must be 2D (H, W), got shape {getattr(labels, 'shape', None)}")
+            raise InvalidImageError(f"ground-truth labels must be 2D (H, W), got shape {getattr(labels, 'shape', None)}")
         self.labels = labels
         self.delay = float(delay)
 
     def signature(self) -> dict:
-        from ..io import open_image
+        # every label, not a sample: embeddings cached on disk must not outlive a change of the truth
+        from ..io.identity import pixel_digest
 
-        return {"model": "oracle", "labels": open_image(self.labels).identity()}  # content, not object
+        return {"model": "oracle", "labels": pixel_digest(np.asarray(self.labels)).hex()}
 
     def label_window(self, pixels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
         if self.delay:

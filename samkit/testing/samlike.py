@@ -35,7 +35,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..engine.mask import paste, tight
-from ..engine.models import Decoded, PointMasks, empty_point_masks
+from ..engine.models import Decoded, point_masks
+from ..errors import InvalidSettingError
 from ..prompts import LOWRES_SIZE
 from .oracle import OracleModel
 
@@ -75,9 +76,9 @@ class SamLikeModel(OracleModel):
     def __init__(self, labels, *, noise: float = 0.5, quality: float = 1.0, seed: int = 0, delay: float = 0.0) -> None:
         super().__init__(labels, delay=delay)
         if not noise >= 0:
-            raise ValueError(f"noise={noise!r}: must be >= 0 (pixels)")
+            raise InvalidSettingError(f"noise={noise!r}: must be >= 0 (pixels)")
         if not 0 < quality <= 1:
-            raise ValueError(f"quality={quality!r}: must lie in (0, 1]")
+            raise InvalidSettingError(f"quality={quality!r}: must lie in (0, 1]")
         self.noise, self.quality, self.seed = float(noise), float(quality), int(seed)
 
     def signature(self) -> dict:
@@ -113,11 +114,7 @@ class SamLikeModel(OracleModel):
                 for (crop, offset), score, stability in self._candidates(view, point[None], None, multimask):
                     if score >= min_score and stability >= min_stability and crop.any():
                         parts.append((k, score, stability, crop, offset))
-            if not parts:
-                return empty_point_masks()
-            point, score, stability, crops, offsets = zip(*parts)
-            return PointMasks(np.array(point), np.array(score, np.float32), np.array(stability, np.float32),
-                              list(crops), np.array(offsets, int).reshape(-1, 2))
+            return point_masks(parts)
 
         return decode_points
 

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from ..engine.session import Session
-from ..errors import CheckpointError, DownloadError
+from ..errors import CheckpointError, DownloadError, InvalidLabelError
 from ..intensity import sample_pixels
 from ..labels import LabelImage
 from .controls import Controls
@@ -36,7 +36,7 @@ def label_image(labels, autosave, shape) -> LabelImage:
     if isinstance(labels, LabelImage) or (labels is not None and not hasattr(labels, "shape")):
         labels = labels if isinstance(labels, LabelImage) else LabelImage.open(labels)
         if tuple(labels.shape) != tuple(shape):
-            raise ValueError(f"labels of shape {labels.shape} do not fit an image of shape {tuple(shape)}")
+            raise InvalidLabelError(f"labels of shape {labels.shape} do not fit an image of shape {tuple(shape)}")
         if autosave is not None:
             labels.save(autosave)
         return labels

@@ -87,6 +87,7 @@ def test_a_wrong_or_missing_checkpoint_is_a_short_error(widget, qtbot, dsb, tmp_
 
 
 def test_image_layer_removed_while_embedding(widget, qtbot, dsb, notes):
+    """64 px windows (25 of them, 0.2 s each), so that the layer is removed while the embedding still runs."""
     image, truth = dsb(IMAGE_ID)
     layer = widget.viewer.add_image(image, rgb=True)
     annotator = start(widget, qtbot, SlowOracle(truth, delay=0.2), tile_size=64, halo=4)

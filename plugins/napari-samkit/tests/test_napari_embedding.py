@@ -28,6 +28,7 @@ class SlowOracle(OracleModel):
 
 
 def test_first_click_embeds_only_the_windows_of_its_object(widget, qtbot, dsb):
+    """128 px windows, so that the image has over 20 and embedding only the clicked ones shows."""
     image, truth = dsb(IMAGE_ID)
     widget.viewer.add_image(image, rgb=True)
     annotator = start(widget, qtbot, OracleModel(truth), tile_size=128, halo=8)
@@ -41,6 +42,7 @@ def test_first_click_embeds_only_the_windows_of_its_object(widget, qtbot, dsb):
 
 
 def test_event_loop_runs_while_embedding_and_cancel_stops_it(widget, qtbot, dsb, notes):
+    """128 px windows (over 20, 0.25 s each), so that the embedding runs long enough to click and cancel during it."""
     image, truth = dsb(IMAGE_ID)
     widget.viewer.add_image(image, rgb=True)
     model = SlowOracle(truth, delay=0.25)
@@ -78,6 +80,7 @@ def test_event_loop_runs_while_embedding_and_cancel_stops_it(widget, qtbot, dsb,
 
 
 def test_embed_view_embeds_the_windows_in_view(widget, qtbot, dsb):
+    """128 px windows, so that the view holds only some of them."""
     image, truth = dsb(IMAGE_ID)
     viewer = widget.viewer
     viewer.add_image(image, rgb=True, scale=(2.0, 2.0))

@@ -77,7 +77,7 @@ def test_multiscale_zarr_layer_gives_a_pyramid_of_labels(widget, qtbot, dsb, tmp
         level[...] = image[::factor, ::factor]
         levels.append(level)
     widget.viewer.add_image(levels, multiscale=True, rgb=True, name="pyramid")
-    annotator = start(widget, qtbot, OracleModel(truth), tile_size=256, halo=16)
+    annotator = start(widget, qtbot, OracleModel(truth))
     assert annotator.source.multiscale and annotator.labels_layer.multiscale
     expected = commit_largest(qtbot, annotator, truth, 2)
     data = annotator.labels_layer.data

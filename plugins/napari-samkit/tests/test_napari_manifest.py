@@ -39,7 +39,7 @@ def test_napari_discovers_the_plugin_and_its_widget_works(make_napari_viewer, qt
     image_layer, truth_layer = viewer.open_sample("napari-samkit", "nuclei_with_truth")
     assert widget.image_box.count() == 1 and widget.image_box.currentText() == "nuclei"
     truth = np.asarray(truth_layer.data)
-    annotator = start(widget, qtbot, OracleModel(truth), tile_size=256, halo=16)
+    annotator = start(widget, qtbot, OracleModel(truth))
     target = largest(truth, 1)[0]
     annotator.points.add([innermost(truth, target)])
     wait_for_preview(qtbot, annotator, truth == target)

@@ -1,6 +1,7 @@
 """What the user sees: a shown viewer's canvas changes when objects are committed, and only there."""
 
 import numpy as np
+from scipy import ndimage
 from samkit.testing import OracleModel
 
 from napari_helpers import dsb, notes  # noqa: F401 (fixtures)
@@ -34,12 +35,24 @@ def test_screenshot_after_committing_differs(make_napari_viewer, qtbot, dsb, not
     assert after.shape == before.shape
     changed = np.any(after[..., :3] != before[..., :3], axis=-1)
     assert changed.any()
-    # the change is where the committed objects are: map changed canvas pixels back to image pixels
-    ys, xs = np.nonzero(changed)
+    # the change is where the committed objects are, and only there: map every canvas pixel to the image
+    # pixel it shows (napari's camera: world = centre + (canvas pixel centre - canvas centre) / zoom; image
+    # pixel i covers world [i - 0.5, i + 0.5)), allowing one image pixel at object borders for smoothing
+    rows, cols = changed.shape
+    cy, cx = viewer.camera.center[-2:]
+    zoom = viewer.camera.zoom
+    iy = np.floor(cy + (np.arange(rows) + 0.5 - rows / 2) / zoom + 0.5).astype(int)
+    ix = np.floor(cx + (np.arange(cols) + 0.5 - cols / 2) / zoom + 0.5).astype(int)
+    on_image = ((iy >= 0) & (iy < truth.shape[0]))[:, None] & ((ix >= 0) & (ix < truth.shape[1]))[None, :]
+    assert on_image.sum() > 0.5 * min(rows, cols) ** 2  # the image fills the canvas across its narrow side
+
+    def shown(mask):
+        return on_image & mask[np.clip(iy, 0, truth.shape[0] - 1)[:, None], np.clip(ix, 0, truth.shape[1] - 1)[None, :]]
+
     objects = np.isin(truth, largest(truth, 3))
-    oy, ox = np.nonzero(objects)
-    scale_y = (ys.max() - ys.min() + 1) / (oy.max() - oy.min() + 1)
-    scale_x = (xs.max() - xs.min() + 1) / (ox.max() - ox.min() + 1)
-    assert 0.8 < scale_y / scale_x < 1.25  # the changed region has the objects' proportions
+    near = shown(ndimage.binary_dilation(objects))
+    inner = shown(ndimage.binary_erosion(objects))
+    assert not (changed & ~near).any(), f"{(changed & ~near).sum()} canvas pixels changed away from the objects"
+    assert changed[inner].all(), f"{(~changed[inner]).sum()} of {inner.sum()} canvas pixels inside objects unchanged"
     no_traceback(notes)
     annotator.close()

@@ -108,7 +108,7 @@ class AnnotatorWidget(QWidget):
         browse.clicked.connect(self._browse_checkpoint)
         form.addRow("model", _row(self.model_box, browse))
         self.tile_size = _spin(0, 8192, 0, "model default", "window side in pixels (0: the model's input size)")
-        self.halo = _spin(1, 2048, 128, None, "overlap of neighbouring windows, in pixels")
+        self.halo = _spin(0, 2048, 0, "default", "half the overlap of windows, in pixels (0: 128, or tile size / 8)")
         self.level = _spin(0, 16, 0, None, "pyramid level to embed at (multiscale images)")
         form.addRow("tile size", self.tile_size)
         form.addRow("halo", self.halo)
@@ -234,7 +234,7 @@ class AnnotatorWidget(QWidget):
         if self.annotator is not None:
             self.annotator.close()
         model = self.model_value() if model is None else model
-        options = {"tile_size": self.tile_size.value() or None, "halo": self.halo.value(), "level": self.level.value()}
+        options = {"tile_size": self.tile_size.value() or None, "halo": self.halo.value() or None, "level": self.level.value()}
         autosave = self.autosave.text().strip() or None
         self.start_button.setEnabled(False)
         self._set_status(f"loading {getattr(model, 'name', model)} and reading '{layer.name}'…")
