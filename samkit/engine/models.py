@@ -17,6 +17,10 @@ Optional: ``input_size`` (default window side, 1024), ``batch_size``
 ``accepts_mask_input`` : bool
     Whether ``decode`` uses ``mask_input`` (a previous mask as SAM's (1, 256,
     256) low-res logits); models without it are not sent one.
+``stretches_input`` : bool, optional
+    True when a window is stretched to the square model input (SAM 2), so
+    that low-res logits cover the whole window; False (default) when its
+    long side fills the input (SAM).
 ``embedding_spec(window_shape) -> (shape, dtype)``
     Shape and storage dtype of one window's embedding.
 ``signature() -> dict``

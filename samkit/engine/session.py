@@ -376,8 +376,11 @@ class Session:
         level_piece = (mask.crop[:: max(1, round(sy)), :: max(1, round(sx))], (int(y0 / sy), int(x0 / sx)))
         part = stitch.window_part(level_piece, window).astype(np.float32)
         h, w = part.shape
-        scale = LOWRES_SIZE / max(h, w)  # the window's long side fills the model input
-        small = resize(part, (max(1, round(h * scale)), max(1, round(w * scale))), order=1)
+        if getattr(self.model, "stretches_input", False):  # SAM 2: the window fills the whole square input
+            small = resize(part, (LOWRES_SIZE, LOWRES_SIZE), order=1)
+        else:  # SAM: the window's long side fills the model input
+            scale = LOWRES_SIZE / max(h, w)
+            small = resize(part, (max(1, round(h * scale)), max(1, round(w * scale))), order=1)
         logits = np.full((LOWRES_SIZE, LOWRES_SIZE), -10.0, np.float32)
         logits[: small.shape[0], : small.shape[1]] = (small - 0.5) * 20
         return logits[None]
