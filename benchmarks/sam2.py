@@ -4,7 +4,8 @@
     python benchmarks/sam2.py --models sam2.1_hiera_tiny --repeats 3 --clicks 30
 
 Per model: seconds to embed one real 1024 x 1024 image (``set_image``, median
-of --repeats after a warm-up), milliseconds per click (p50 over --clicks
+of --repeats after a warm-up; ours and the reference in turns, so that a busy
+machine slows both alike), milliseconds per click (p50 over --clicks
 one-point prompts on real nuclei: our ``predict_best`` vs the reference
 ``predict``, which returns all three masks at full size), and the peak memory
 (VmHWM of /proc/self/status) of a fresh process that loads the model and
@@ -47,14 +48,18 @@ def clicks(count: int) -> np.ndarray:
     return np.resize(points, (count, 2))
 
 
-def timed(fn, repeats: int) -> list[float]:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def interleaved(fns: dict, repeats: int) -> dict:
+    """Median seconds of each of ``fns`` (after one warm-up each), run in turns so that a busy
+    machine slows all of them alike."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return times
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def peak_rss_gb() -> float:
@@ -85,23 +90,25 @@ def measure(model_type: str, folder: Path, args) -> dict:
     path = folder / f"{model_type}.pt"
     save_official_layout(ref, path)
     image, points = image_1024(), clicks(args.clicks)
+    predictors = {impl: load(impl, model_type, path) for impl in ("samkit", "sam2")}
+    embeds = {impl: (lambda p=p: p.set_image(image)) for impl, p in predictors.items()}
     row = {"model": model_type}
+    for impl, seconds in interleaved(embeds, args.repeats).items():
+        row[f"{impl}_embed_s"] = seconds
+    ours, ref = predictors["samkit"], predictors["sam2"]
+    click_times = {"samkit": [], "sam2": []}
+    for p in points:
+        clicks_now = {
+            "samkit": lambda: ours.predict_best(points=[p], labels=[1]),
+            "sam2": lambda: ref.predict(p[None, ::-1].astype(float), np.array([1])),
+        }
+        for impl, seconds in interleaved(clicks_now, 1).items():
+            click_times[impl].append(seconds)
     for impl in ("samkit", "sam2"):
-        predictor = load(impl, model_type, path)
-        row[f"{impl}_embed_s"] = statistics.median(timed(lambda: predictor.set_image(image), args.repeats))
-        if impl == "samkit":
-            click = lambda p: predictor.predict_best(points=[p], labels=[1])  # noqa: E731
-        else:
-            click = lambda p: predictor.predict(p[None, ::-1].astype(float), np.array([1]))  # noqa: E731
-        click(points[0])  # warm-up
-        times = []
-        for p in points:
-            start = time.perf_counter()
-            click(p)
-            times.append(time.perf_counter() - start)
-        row[f"{impl}_click_ms"] = 1000 * statistics.median(times)
+        row[f"{impl}_click_ms"] = 1000 * statistics.median(click_times[impl])
+    del predictors, ours, ref
+    for impl in ("samkit", "sam2"):
         row[f"{impl}_peak_gb"] = peak_memory(impl, model_type, path, args.threads)
-        del predictor
     row["embed_speedup"] = row["sam2_embed_s"] / row["samkit_embed_s"]
     return row
 

@@ -199,6 +199,29 @@ def test_object_score_and_stability_fallback_match(tiny, scene, gain):
         assert np.abs(steep.logits).max() == 32.0
 
 
+def test_bf16_masks_match_fp32(tiny, scene):
+    """bf16 on the CPU: embeddings within 5 % of fp32's, masks of real objects overlap with IoU >= 0.99."""
+    _, ours, _ = tiny
+    _, fp32, image, labels = scene
+    if image.shape[0] > image.shape[1]:
+        pytest.skip("one image is enough")
+    ours.precision = "bf16"
+    try:
+        bf16 = samkit.Predictor(ours)
+        bf16.set_image(image)
+        assert all(rel_error(a, b) <= 0.05 for a, b in zip(bf16.embedding, fp32.embedding))
+        pairs = []
+        for centre in object_centres(labels, 6):
+            ours.precision = "bf16"
+            a = bf16.predict_best(points=[centre], labels=[1]).mask
+            ours.precision = "fp32"
+            pairs.append((a, fp32.predict_best(points=[centre], labels=[1]).mask))
+    finally:
+        ours.precision = "fp32"
+    ious = [(a & b).sum() / max((a | b).sum(), 1) for a, b in pairs]
+    assert np.mean(ious) >= 0.99 and min(ious) >= 0.97, ious
+
+
 def test_stability():
     logits = torch.full((2, 4, 4), -1.0)
     logits[0, :2] = 1.0  # 8 pixels clearly inside: stable

@@ -5,6 +5,11 @@ Official files hold ``{"model": state_dict}`` (unwrapped by
 keys: the trunk's width and its number of blocks. The video parts' weights
 (memory encoder and attention, object pointers, ...) are accepted and ignored;
 any other key the image model lacks, or lacks in the file, is an error.
+
+Non-finite weights (NaN/inf) are refused by the checks of
+:mod:`samkit.models.checkpoint` (added separately); if that check lives in
+``load_weights`` (SAM only) rather than ``read_checkpoint``, call it from
+:func:`load_sam2` too.
 """
 
 from __future__ import annotations
