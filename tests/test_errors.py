@@ -149,4 +149,4 @@ def test_every_error_type_is_a_samkit_error_and_a_builtin():
     for error in vars(samkit.errors).values():
         if isinstance(error, type) and issubclass(error, Exception) and error is not SamkitError:
             assert issubclass(error, SamkitError)
-            assert issubclass(error, (ValueError, TypeError, OSError, RuntimeError)), error
+            assert issubclass(error, (ValueError, TypeError, OSError, RuntimeError, ImportError)), error
