@@ -114,3 +114,13 @@ def test_the_cli_segments_with_a_sam2_file(checkpoint, tmp_path):
 def test_the_same_model_gives_the_same_window_model(sam2):
     assert window_model(sam2) is window_model(sam2)
     assert "sam2.1_hiera_tiny" in window_model(sam2).name
+
+
+def test_a_sam2_file_with_nan_weights_is_refused(checkpoint, tmp_path):
+    state = torch.load(checkpoint, weights_only=True)
+    key = "image_encoder.trunk.blocks.3.attn.qkv.weight"
+    state["model"][key][0, 0] = float("nan")
+    path = tmp_path / "broken.pt"
+    torch.save(state, path)
+    with pytest.raises(samkit.errors.CheckpointError, match=f"{key}.*NaN or infinite"):
+        samkit.load_model(path)

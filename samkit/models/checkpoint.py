@@ -126,10 +126,15 @@ def load_weights(model: Sam, state: dict[str, torch.Tensor], name: str = "checkp
             f"{name} does not match a SAM {model.model_type!r} model: {problem}. "
             f"Known model types: {MODEL_TYPES}; pass model_type= if the file is for another one."
         )
-    bad = next((k for k in expected if not _finite(state[k])), None)
+    check_finite(state, expected, name)
+    model.load_state_dict(state, strict=True)
+
+
+def check_finite(state: dict[str, torch.Tensor], keys, name: str = "checkpoint") -> None:
+    """CheckpointError naming the first of ``keys`` whose weights hold NaN or inf."""
+    bad = next((k for k in keys if not _finite(state[k])), None)
     if bad is not None:  # such weights give empty masks with finite scores, silently
         raise CheckpointError(
             f"{name}: weight {bad!r} holds NaN or infinite values (a diverged training run or a damaged file); "
             "samkit does not load it. Use the checkpoint of an earlier epoch, or download the file again."
         )
-    model.load_state_dict(state, strict=True)

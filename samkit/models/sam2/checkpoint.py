@@ -6,10 +6,8 @@ keys: the trunk's width and its number of blocks. The video parts' weights
 (memory encoder and attention, object pointers, ...) are accepted and ignored;
 any other key the image model lacks, or lacks in the file, is an error.
 
-Non-finite weights (NaN/inf) are refused by the checks of
-:mod:`samkit.models.checkpoint` (added separately); if that check lives in
-``load_weights`` (SAM only) rather than ``read_checkpoint``, call it from
-:func:`load_sam2` too.
+Non-finite weights (NaN/inf) are refused, as for SAM
+(:func:`samkit.models.checkpoint.check_finite`).
 """
 
 from __future__ import annotations
@@ -18,7 +16,8 @@ import re
 
 import torch
 
-from ...errors import CheckpointError
+from ...errors import CheckpointError, UnknownModelError
+from ..checkpoint import check_finite
 from .model import SAM2_MODEL_TYPES, Sam2, build_sam2
 
 _TRUNK_KEY = "image_encoder.trunk.patch_embed.proj.weight"
@@ -65,7 +64,7 @@ def load_sam2(state: dict[str, torch.Tensor], name: str = "checkpoint", model_ty
     if model_type is None:
         model_type = detected
     elif model_type not in SAM2_MODEL_TYPES:
-        raise ValueError(f"model_type={model_type!r} is unknown for a SAM 2 checkpoint; expected one of {SAM2_MODEL_TYPES}")
+        raise UnknownModelError(f"model_type={model_type!r} is unknown for a SAM 2 checkpoint; expected one of {SAM2_MODEL_TYPES}")
     model = build_sam2(model_type)
     image_state = {k: v for k, v in state.items() if not k.startswith(VIDEO_PREFIXES)}
     expected = model.state_dict()
@@ -81,5 +80,6 @@ def load_sam2(state: dict[str, torch.Tensor], name: str = "checkpoint", model_ty
             f"{name} does not match a SAM 2.1 {model_type!r} image model: {problem}. "
             f"Known SAM 2.1 types: {SAM2_MODEL_TYPES}."
         )
+    check_finite(image_state, expected, name)
     model.load_state_dict(image_state, strict=True)
     return model
