@@ -20,8 +20,9 @@ install-system:
 install-test: install-system
 	$(PIP) "$(TORCH)"
 	$(PIP) -e ".[test,docs,notebook,dask]"
-	# the SAM 2.1 reference (tests only): without its torchvision/CUDA dependencies and CUDA extension
-	SAM2_BUILD_CUDA=0 $(PIP) --no-deps sam2==1.1.0
+	# the SAM 2.1 reference (tests only): without its torchvision/CUDA dependencies and CUDA extension,
+	# built against the torch installed above (an isolated build would fetch a CUDA torch)
+	SAM2_BUILD_CUDA=0 $(PIP) --no-deps --no-build-isolation sam2==1.1.0
 	$(PIP) -e "plugins/napari-samkit[test]"
 
 demo: install
