@@ -52,33 +52,23 @@ class DecoderContext(NamedTuple):
     image: ImageContext
 
 
-class Sam(nn.Module):
-    """SAM with its metadata: ``model_type``, ``precision``, ``checkpoint``.
-
-    Use :func:`samkit.load_model` to get one with real weights.
-    """
+class SamFamily(nn.Module):
+    """What SAM and SAM 2.1 models share: their metadata (``model_type``, ``precision``,
+    ``checkpoint``), their device and the autocast of their precision."""
 
     image_size = 1024  # side of the square model input
     mask_threshold = 0.0  # logits above this are inside the mask
-    stretches_input = False  # images keep their aspect ratio: long side 1024, zero-padded
-    low_res_logit_limit = None  # low-res logits are handed out as they are
 
     def __init__(self, model_type: str) -> None:
         super().__init__()
-        if model_type not in IMAGE_ENCODERS:
-            raise UnknownModelError(f"model_type={model_type!r} is unknown; expected one of {MODEL_TYPES}")
         self.model_type = model_type
         self.precision = "fp32"
         self.checkpoint: Path | None = None
-        self.image_encoder = IMAGE_ENCODERS[model_type]()
-        self.prompt_encoder = PromptEncoder()
-        self.mask_decoder = MaskDecoder()
-        self.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), persistent=False)
 
     def __repr__(self) -> str:
         source = self.checkpoint.name if self.checkpoint else "random weights"
-        return f"Sam({self.model_type!r}, device={self.device.type!r}, precision={self.precision!r}, {source})"
+        kind = type(self).__name__
+        return f"{kind}({self.model_type!r}, device={self.device.type!r}, precision={self.precision!r}, {source})"
 
     @property
     def device(self) -> torch.device:
@@ -88,6 +78,26 @@ class Sam(nn.Module):
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+
+
+class Sam(SamFamily):
+    """SAM with its metadata: ``model_type``, ``precision``, ``checkpoint``.
+
+    Use :func:`samkit.load_model` to get one with real weights.
+    """
+
+    stretches_input = False  # images keep their aspect ratio: long side 1024, zero-padded
+    low_res_logit_limit = None  # low-res logits are handed out as they are
+
+    def __init__(self, model_type: str) -> None:
+        if model_type not in IMAGE_ENCODERS:
+            raise UnknownModelError(f"model_type={model_type!r} is unknown; expected one of {MODEL_TYPES}")
+        super().__init__(model_type)
+        self.image_encoder = IMAGE_ENCODERS[model_type]()
+        self.prompt_encoder = PromptEncoder()
+        self.mask_decoder = MaskDecoder()
+        self.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), persistent=False)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) RGB in [0, 255], h, w <= 1024 -> normalised, zero-padded (B, 3, 1024, 1024)."""

@@ -17,9 +17,7 @@ not built: their weights are ignored when a checkpoint is loaded.
 
 from __future__ import annotations
 
-import contextlib
 from functools import partial
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -28,7 +26,7 @@ from torch import nn
 
 from ...device import PRECISIONS
 from ..prompt_encoder import PromptEncoder
-from ..sam import upscale_mask
+from ..sam import SamFamily, upscale_mask
 from ..transformer import ImageContext
 from .hiera import Hiera
 from .mask_decoder import Sam2MaskDecoder, arrange_high_res
@@ -91,24 +89,19 @@ class ImageEncoder(nn.Module):
         return self.neck(self.trunk(x))
 
 
-class Sam2(nn.Module):
+class Sam2(SamFamily):
     """SAM 2.1 for images, with its metadata: ``model_type``, ``precision``, ``checkpoint``.
 
     Use :func:`samkit.load_model` to get one with real weights.
     """
 
-    image_size = 1024  # side of the square model input
-    mask_threshold = 0.0  # logits above this are inside the mask
     stretches_input = True  # images are resized to 1024 x 1024 whatever their aspect ratio
     low_res_logit_limit = 32.0  # low-res logits are handed out clamped to +-32, as the official predictor does
 
     def __init__(self, model_type: str, dim: int = 256) -> None:
-        super().__init__()
         if model_type not in TRUNKS:
             raise ValueError(f"model_type={model_type!r} is unknown; expected one of {SAM2_MODEL_TYPES}")
-        self.model_type = model_type
-        self.precision = "fp32"
-        self.checkpoint: Path | None = None
+        super().__init__(model_type)
         self.image_encoder = ImageEncoder(TRUNKS[model_type](), dim)
         self.sam_prompt_encoder = PromptEncoder(dim)
         self.sam_mask_decoder = Sam2MaskDecoder(dim)
@@ -116,22 +109,9 @@ class Sam2(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(_MEAN).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(_STD).view(-1, 1, 1), persistent=False)
 
-    def __repr__(self) -> str:
-        source = self.checkpoint.name if self.checkpoint else "random weights"
-        return f"Sam2({self.model_type!r}, device={self.device.type!r}, precision={self.precision!r}, {source})"
-
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
-
     @property
     def prompt_encoder(self) -> PromptEncoder:
         return self.sam_prompt_encoder
-
-    def _autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
 
     def input_size(self, shape: tuple[int, int]) -> tuple[int, int]:
         """(h, w) an image of ``shape`` has in the model input: always (1024, 1024)."""
