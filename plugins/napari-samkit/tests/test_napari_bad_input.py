@@ -92,7 +92,7 @@ def test_image_layer_removed_while_embedding(widget, qtbot, dsb, notes):
     layer = widget.viewer.add_image(image, rgb=True)
     annotator = start(widget, qtbot, SlowOracle(truth, delay=0.2), tile_size=64, halo=4)
     first = committed_one(widget, qtbot, annotator, truth)
-    job = annotator.embed(None)
+    job = annotator.embedder.embed(None)
     qtbot.waitUntil(lambda: job.done >= 1, timeout=10_000)
     widget.viewer.layers.remove(layer)
     assert any("was removed" in m for m in messages(notes, "warning"))

@@ -50,7 +50,7 @@ def test_event_loop_runs_while_embedding_and_cancel_stops_it(widget, qtbot, dsb,
     total = int(np.prod(annotator.session.grid.grid_shape))
 
     widget.embed_all_button.click()
-    (job, worker), = annotator.jobs
+    (job, worker), = annotator.embedder.jobs
     assert job.total == total and not job.finished
     ticks, unfinished_ticks = [], []
     timer = QTimer()
@@ -69,7 +69,7 @@ def test_event_loop_runs_while_embedding_and_cancel_stops_it(widget, qtbot, dsb,
     assert all(t is not main for t in threading.enumerate() if t.name.startswith("samkit-embed"))
     widget.cancel_button.click()
     qtbot.waitUntil(lambda: job.finished, timeout=10_000)
-    qtbot.waitUntil(lambda: not annotator.jobs, timeout=10_000)  # the worker ended and was forgotten
+    qtbot.waitUntil(lambda: not annotator.embedder.jobs, timeout=10_000)  # the worker ended and was forgotten
     timer.stop()
     stopped_at = model.embedded
     assert job.cancelled and job.done < total
@@ -88,11 +88,11 @@ def test_embed_view_embeds_the_windows_in_view(widget, qtbot, dsb):
     camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
     camera.center = (2 * 100, 2 * 150)  # world coordinates: image pixel (100, 150)
     camera.zoom = 4 * max(viewer.canvas.size) / 2 / 60  # about 60 x 60 image pixels across
-    region = annotator.visible_region()
+    region = annotator.embedder.visible_region()
     assert region is not None and region[0] <= 100 < region[2] and region[1] <= 150 < region[3]
     assert (region[2] - region[0]) * (region[3] - region[1]) < truth.size / 4
     widget.embed_view_button.click()
-    (job, _), = annotator.jobs
+    (job, _), = annotator.embedder.jobs
     qtbot.waitUntil(lambda: job.finished, timeout=20_000)
     embedded = {tuple(i) for i in np.argwhere(annotator.session.embedded())}
     assert embedded == {tuple(i) for i in annotator.session.grid.overlapping(region)}

@@ -1,35 +1,30 @@
 """``Annotator``: napari layers and keys wired to one :class:`samkit.Annotation`.
 
 The engine holds the state (prompts, current mask, labels, undo); this class
-turns layer events into engine calls, shows what the engine reports, and
-never lets the Qt event loop wait for the model:
+turns layer events and keys into engine calls, shows what the engine
+reports, and never lets the Qt event loop wait for the model:
 
 * prompts decode on the annotation's decode thread; its reports reach the
   main thread through a Qt signal;
 * embedding, committing and measuring run in napari thread workers.
 
-Layers changed from code (after an undo, a commit, a refused prompt) are
-changed inside :meth:`Annotator._quiet`, so that doing so does not decode again.
+Its parts, one concept each: :mod:`._prompts` (points and box layers <->
+engine prompts), :mod:`._embedding`, :mod:`._measuring`, :mod:`._keys`.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
-from napari.layers.base._base_constants import ActionType
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 from samkit import Annotation, LabelImage
 from samkit.errors import SamkitError
 
-from . import _layers
-from ._constants import KEYS
-from ._prompts import apply_points
-from ._tasks import embed_with_progress, notify_error, run_in_background
-
-DONE = (ActionType.ADDED, ActionType.CHANGED, ActionType.REMOVED)
-
+from . import _keys, _layers
+from ._embedding import Embedder
+from ._measuring import Measurements
+from ._prompts import PromptLayers
+from ._tasks import notify_error, run_in_background
 
 class Annotator(QObject):
     """Click-to-segment annotation of one image plane in a napari viewer.
@@ -49,10 +44,14 @@ class Annotator(QObject):
     Adds four layers: points (object / background prompts), box, preview
     (the current object) and labels (committed objects, the engine's zarr
     array shown without a copy). :meth:`close` removes all but the labels.
+    The attributes ``points``, ``box``, ``preview`` and ``labels_layer`` are
+    the layers themselves (not the proxies napari hands plugins), so that a
+    script may activate them like any layer of the viewer.
     """
 
     status = Signal(str)  # one line for the widget
     sign_changed = Signal(bool)  # True: new points mark the object
+    mode_changed = Signal(str)  # "points", "box" or "erase"
     measured = Signal(object)  # the measurement table
     closed = Signal(str)  # why the annotator stopped
     _preview_ready = Signal(object, object)  # mask, error: from the decode thread
@@ -65,27 +64,35 @@ class Annotator(QObject):
         self.annotation = Annotation(session, self.labels, background=True)
         self.points, self.box, self.preview = _layers.add_prompt_layers(viewer, source)
         self.labels_layer = _layers.add_labels_layer(viewer, self.labels, source)
-        self.table = None
-        self.jobs: list = []  # [(EmbedJob, worker)]
+        self.prompts = PromptLayers(self.annotation, self.points, self.box, source, self.status.emit,
+                                    box_drawn=lambda: QTimer.singleShot(0, self.point_mode))  # fmt: skip
+        self.embedder = Embedder(viewer, source, session, self.status.emit)
+        self.measurements = Measurements(self.annotation)
         self.committing = False
-        self.positive = True
         self.is_closed = False
-        self._quiet_depth = 0
-        self._erasing = False
+        self.mode = "points"
         self._preview_ready.connect(self._show_preview)
         self._labels_changed.connect(self._refresh_labels)
+        self.measurements.measured.connect(self._show_table)
         self.annotation.on_preview(self._from_decoder)
         self.labels.on_change(self._from_labels)
-        self.points.events.data.connect(self._on_points)
-        self.box.events.data.connect(self._on_box)
         viewer.layers.events.removed.connect(self._on_layer_removed)
-        self._bind_keys()
-        viewer.layers.selection.active = self.points
-        self.points.mode = "add"
+        _keys.bind(self)
+        self.point_mode()
 
     @property
     def layers(self) -> tuple:
         return (self.points, self.box, self.preview, self.labels_layer)
+
+    @property
+    def positive(self) -> bool:
+        """Whether new points mark the object (else the background)."""
+        return self.prompts.positive
+
+    @property
+    def table(self):
+        """The newest measurement table (None before the first Measure)."""
+        return self.measurements.table
 
     # -- engine -> napari (reports arrive on worker threads) --------------------
 
@@ -110,8 +117,16 @@ class Annotator(QObject):
             self.status.emit(f"preview: {mask.area} px, score {mask.score:.2f}; press C to commit")
 
     def _refresh_labels(self, bbox) -> None:
-        if not self.is_closed and _layers.in_viewer(self.viewer, self.labels_layer):
+        if self.is_closed:
+            return
+        if _layers.in_viewer(self.viewer, self.labels_layer):
             self.labels_layer.refresh()
+        self.measurements.labels_changed()
+
+    def _show_table(self, table) -> None:
+        if _layers.in_viewer(self.viewer, self.labels_layer):
+            self.labels_layer.features = table.assign(index=table["label"].to_numpy())
+        self.measured.emit(table)
 
     @property
     def preview_mask(self):
@@ -122,72 +137,47 @@ class Annotator(QObject):
         """The preview layer as a full (H, W) bool array of image pixels (small images, tests)."""
         return _layers.preview_array(self.preview, self.source)
 
-    # -- prompts: napari -> engine ---------------------------------------------
+    # -- tools: what the mouse does on the canvas ---------------------------------
 
-    @contextlib.contextmanager
-    def _quiet(self):
-        """Change the prompt layers from code without decoding again."""
-        self._quiet_depth += 1
-        try:
-            yield
-        finally:
-            self._quiet_depth -= 1
+    def point_mode(self) -> None:
+        """Clicks add points (the points layer, active, in add mode)."""
+        self._set_mode("points", self.points, "add", "click an object (G: background points)")
 
-    def _on_points(self, event) -> None:
-        if self._quiet_depth or self.is_closed or event.action not in DONE:
-            return
-        self.sync_points()
+    def box_mode(self) -> None:
+        """A drag draws the box (the box layer, active, with napari's rectangle tool); then back to points."""
+        self._set_mode("box", self.box, "add_rectangle", "drag a box around an object")
 
-    def sync_points(self) -> None:
-        """Bring the engine's points in line with the points layer (one engine call per change)."""
-        wanted = _layers.read_points(self.points, self.source)
-        h, w = self.source.shape
-        inside = [p for p in wanted if 0 <= p[0] < h and 0 <= p[1] < w]
-        refused = len(inside) < len(wanted)
-        if refused:
-            show_warning(f"samkit: a point outside the image ({h} x {w} pixels) was ignored")
-        try:
-            apply_points(self.annotation, inside)
-        except SamkitError as error:
-            show_warning(f"samkit: {error}")
-            refused = True
-        if refused:
-            self.render_prompts()
-        self.status.emit("decoding…" if self.annotation.has_prompts else "click an object")
+    def set_erase_mode(self, on: bool) -> None:
+        """While on, the next click erases the object under it (then back to points)."""
+        if on:
+            self._set_mode("erase", self.labels_layer, "pan_zoom", "click the object to erase")
+        elif self.mode == "erase":
+            self.point_mode()
 
-    def _on_box(self, event) -> None:
-        if self._quiet_depth or self.is_closed or event.action not in DONE:
-            return
-        if len(self.box.data) > 1:  # one box per object: the newest replaces the others
-            with self._quiet():
-                self.box.selected_data = set(range(len(self.box.data) - 1))
-                self.box.remove_selected()
-        try:
-            if len(self.box.data) == 0:
-                self.annotation.set_box(None)
-            else:
-                raw = _layers.read_box(self.box.data[-1], self.box, self.source)
-                box = _layers.clip_box(raw, self.source.shape)
-                if box is None:
-                    show_warning("samkit: the box is outside the image and was ignored")
-                    self.render_prompts()
-                    return
-                self.annotation.set_box(box)
-                if box != raw:
-                    self.render_prompts()  # show the part inside the image
-        except SamkitError as error:
-            show_warning(f"samkit: {error}")
-            self.render_prompts()
-        self.status.emit("decoding…")
+    def _set_mode(self, mode: str, layer, layer_mode: str, hint: str) -> None:
+        callbacks = self.viewer.mouse_drag_callbacks
+        if self._erase_click in callbacks:
+            callbacks.remove(self._erase_click)
+        if mode == "erase":
+            callbacks.append(self._erase_click)
+        self.viewer.layers.selection.active = layer
+        layer.mode = layer_mode
+        changed, self.mode = mode != self.mode, mode
+        self.status.emit(hint)
+        if changed:
+            self.mode_changed.emit(mode)
+
+    def _erase_click(self, viewer, event) -> None:
+        if event.type == "mouse_press":
+            y, x = np.floor(self.source.world_to_pixels(event.position) + 0.5)
+            self.erase_at(y, x)
+            self.point_mode()
+
+    # -- actions (buttons and keys) ----------------------------------------------
 
     def render_prompts(self) -> None:
         """Show the engine's prompts in the points and box layers."""
-        annotation = self.annotation
-        with self._quiet():
-            _layers.write_points(self.points, self.source, annotation.points, annotation.point_labels, self.positive)
-            _layers.write_box(self.box, self.source, annotation.box)
-
-    # -- actions (buttons and keys) ----------------------------------------------
+        self.prompts.render()
 
     def commit(self):
         """Commit the current object as a new label, in a thread worker (it may wait for the decode)."""
@@ -209,22 +199,31 @@ class Annotator(QObject):
         return run_in_background(self.annotation.commit, on_done=done, on_error=failed, what="commit")
 
     def undo(self) -> None:
-        """Undo the last prompt if there are prompts, else the last commit or erase."""
-        self._call(self._undo)
-
-    def _undo(self) -> None:
-        if not self.annotation.undo():
+        """Undo the last prompt if there are prompts, else the last commit, erase or edit."""
+        prompts = self.annotation.has_prompts
+        if self._call(self.annotation.undo):
+            self.status.emit("undid the last prompt" if prompts else f"undone: {self._count()}")
+        else:
             show_info("samkit: nothing to undo")
+            self.status.emit("nothing to undo")
         self.render_prompts()
 
     def redo(self) -> None:
-        """Redo the last undone commit or erase."""
-        self._call(lambda: self.annotation.redo() or show_info("samkit: nothing to redo"))
+        """Redo the last undone commit, erase or edit."""
+        if self._call(self.annotation.redo):
+            self.status.emit(f"redone: {self._count()}")
+        else:
+            show_info("samkit: nothing to redo")
+            self.status.emit("nothing to redo")
+
+    def _count(self) -> str:
+        return f"{len(self.labels.objects)} object(s)"
 
     def clear(self) -> None:
         """Drop the prompts and the preview."""
         self._call(self.annotation.clear)
         self.render_prompts()
+        self.status.emit("prompts cleared")
 
     def next_label(self) -> None:
         """Start a new object: drop the prompts; the next commit gets a fresh id."""
@@ -234,19 +233,8 @@ class Annotator(QObject):
             self.status.emit(f"next object: {label}")
 
     def toggle_sign(self) -> None:
-        """Switch new points between object and background; in select mode the selected ones too
-        (in add mode napari keeps the point just added selected: it must not flip)."""
-        self.positive = not self.positive
-        self.points.feature_defaults = {"positive": self.positive}
-        selected = [i for i in sorted(self.points.selected_data) if i < len(self.points.data)]
-        if selected and str(self.points.mode) == "select":
-            positive = np.asarray(self.points.features["positive"], bool).copy()
-            positive[selected] = self.positive
-            with self._quiet():
-                self.points.features = {"positive": positive}
-                self.points.feature_defaults = {"positive": self.positive}
-                self.points.refresh_colors(update_color_mapping=False)
-            self.sync_points()
+        """Switch new points between object and background (in select mode, the selected ones too)."""
+        self.prompts.toggle_sign()
         self.sign_changed.emit(self.positive)
 
     def erase_at(self, y: float, x: float) -> int:
@@ -256,7 +244,7 @@ class Annotator(QObject):
             show_warning("samkit: that position is outside the image")
             return 0
         label = self._call(lambda: self.annotation.erase_at(int(y), int(x))) or 0
-        self.status.emit(f"erased object {label}" if label else "no object there")
+        self.status.emit(f"erased object {label}; {self._count()}" if label else "no object there")
         return label
 
     def erase_under_cursor(self) -> int:
@@ -264,26 +252,17 @@ class Annotator(QObject):
         y, x = np.floor(self.source.world_to_pixels(self.viewer.cursor.position) + 0.5)
         return self.erase_at(y, x)
 
-    def set_erase_mode(self, on: bool) -> None:
-        """While on, the next click erases the object under it (prompt layers pause)."""
-        if on == self._erasing:
-            return
-        self._erasing = on
-        callbacks = self.viewer.mouse_drag_callbacks
-        if on:
-            callbacks.append(self._erase_click)
-            self.points.mode = self.box.mode = "pan_zoom"
-            self.status.emit("click the object to erase")
-        else:
-            if self._erase_click in callbacks:
-                callbacks.remove(self._erase_click)
-            self.points.mode = "add"
+    def measure(self, **options):
+        """Measure the committed objects (intensity from the image), then again after every change.
 
-    def _erase_click(self, viewer, event) -> None:
-        if event.type == "mouse_press":
-            y, x = np.floor(self.source.world_to_pixels(event.position) + 0.5)
-            self.erase_at(y, x)
-            self.set_erase_mode(False)
+        In a thread worker; the table goes to ``self.table``, to the labels
+        layer's ``features`` (with an ``index`` column = label id) and to the
+        ``measured`` signal.
+        """
+        worker = self.measurements.measure(**options)
+        if worker is not None:
+            worker.returned.connect(lambda table: self.status.emit(f"measured {len(table)} object(s)"))
+        return worker
 
     def _call(self, action):
         """Run an engine action; a samkit error becomes a notification."""
@@ -293,72 +272,7 @@ class Annotator(QObject):
             notify_error(error)
         return None
 
-    # -- embedding -------------------------------------------------------------
-
-    def visible_region(self):
-        """The (y0, x0, y1, x1) pixels of the image in view, or None when unknown."""
-        return _layers.visible_region(self.viewer, self.source)
-
-    def embed_view(self):
-        """Embed the windows in view (all of them when the view is unknown)."""
-        return self.embed(self.visible_region())
-
-    def embed(self, region=None):
-        """Embed the windows over ``region`` ((y0, x0, y1, x1) pixels; None: all) with a progress bar."""
-        try:
-            job = self.session.embed(region)
-        except SamkitError as error:
-            notify_error(error, "embedding")
-            return None
-        where = "the whole image" if region is None else "the view"
-        self.status.emit(f"embedding {where}: {job.total} window(s)")
-
-        def done(job):
-            self.jobs = [(j, w) for j, w in self.jobs if j is not job]
-            if job.cancelled or job.error is not None:
-                self.status.emit(f"embedding stopped: {job.done}/{job.total} windows")
-            else:
-                self.status.emit(f"embedded {job.total} window(s)")
-
-        worker = embed_with_progress(job, f"samkit: embedding {where}", on_done=done)
-        self.jobs.append((job, worker))
-        return job
-
-    def cancel(self) -> None:
-        """Stop embedding (a click waiting for its window is told so)."""
-        for job, _ in list(self.jobs):
-            job.cancel()
-        self.session.cancel()
-        self.status.emit("embedding cancelled")
-
-    # -- measuring ---------------------------------------------------------------
-
-    def measure(self, **options):
-        """Measure the committed objects (intensity from the image) in a thread worker.
-
-        The table goes to ``self.table``, to the labels layer's ``features``
-        (with an ``index`` column = label id) and to the ``measured`` signal.
-        """
-        if not self.labels.objects:
-            show_info("samkit: no objects to measure yet: commit some first")
-            return None
-
-        def done(table):
-            self.table = table
-            if _layers.in_viewer(self.viewer, self.labels_layer):
-                self.labels_layer.features = table.assign(index=table["label"].to_numpy())
-            self.measured.emit(table)
-            self.status.emit(f"measured {len(table)} object(s)")
-
-        return run_in_background(lambda: self.annotation.measure(**options), on_done=done, what="measure")
-
     # -- life cycle ----------------------------------------------------------------
-
-    def _bind_keys(self) -> None:
-        for key, (method, _) in KEYS.items():
-            handler = _key_handler(self, method)
-            for provider in (*self.layers, self.viewer):
-                provider.bind_key(key, handler, overwrite=True)
 
     def _on_layer_removed(self, event) -> None:
         layer = event.value
@@ -377,16 +291,14 @@ class Annotator(QObject):
         """
         if self.is_closed:
             return
-        self.cancel()
-        self.set_erase_mode(False)
-        self.is_closed = True
+        self.embedder.cancel()
+        if self._erase_click in self.viewer.mouse_drag_callbacks:
+            self.viewer.mouse_drag_callbacks.remove(self._erase_click)
+        self.is_closed = self.prompts.closed = True
         self.annotation.close()
         self.labels.off_change(self._from_labels)
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
-        for key in KEYS:
-            for provider in (*self.layers, self.viewer):
-                with contextlib.suppress(Exception):
-                    provider.bind_key(key, None)
+        _keys.unbind(self)
         for layer in (self.points, self.box, self.preview):
             if _layers.in_viewer(self.viewer, layer):
                 self.viewer.layers.remove(layer)
@@ -394,12 +306,3 @@ class Annotator(QObject):
             kept = f" (autosaved in {self.labels.path})" if self.labels.path else ""
             show_warning(f"samkit: {reason}: the session ended; committed objects are kept{kept}")
         self.closed.emit(reason)
-
-
-def _key_handler(annotator: Annotator, method: str):
-    def handler(_provider=None) -> None:
-        if not annotator.is_closed:
-            getattr(annotator, method)()
-
-    handler.__name__ = handler.__doc__ = f"samkit: {method.replace('_', ' ')}"
-    return handler

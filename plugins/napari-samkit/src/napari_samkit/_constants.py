@@ -10,8 +10,9 @@ NEGATIVE_COLOR = "red"
 PREVIEW_COLOR = "cyan"
 BOX_COLOR = "yellow"
 
-# key -> (Annotator method, what it does); bound on the samkit layers and on the viewer
+# key -> (Annotator method, what it does); bound on the viewer and the samkit layers (see _keys.py)
 KEYS = {
+    "R": ("box_mode", "box: the next drag draws a box around an object (then back to points)"),
     "C": ("commit", "commit the current object as a new label"),
     "N": ("next_label", "start a new object (drop the prompts)"),
     "U": ("undo", "undo the last prompt, else the last commit or erase"),
@@ -28,6 +29,6 @@ def keys_help() -> str:
     return (
         "<table>"
         "<tr><td><b>click</b></td><td>add a point (points layer in add mode)</td></tr>"
-        "<tr><td><b>drag</b></td><td>draw a box (box layer, rectangle mode)</td></tr>"
+        "<tr><td><b>drag</b></td><td>draw a box (in box mode)</td></tr>"
         f"{rows}</table>"
     )

@@ -31,33 +31,40 @@ def in_viewer(viewer, layer) -> bool:
 
 
 def add_prompt_layers(viewer, source):
-    """Add the points, box and preview layers on the image's (y, x) transform; returns them."""
+    """Add the points, box and preview layers on the image's (y, x) transform; returns the layers.
+
+    The layers themselves, not napari's proxies of them (a proxy made the
+    active layer would not be recognised by napari's own mouse handling: a
+    drag with the rectangle tool then pans the camera and draws a speck).
+    """
     transform = {"scale": source.scale, "translate": source.translate}
     points = viewer.add_points(
         np.zeros((0, 2)), ndim=2, name=names.POINTS, features={"positive": np.zeros(0, bool)},
         face_color="positive", face_color_cycle={True: names.POSITIVE_COLOR, False: names.NEGATIVE_COLOR},
         size=max(4.0, 0.012 * max(source.shape)), **transform,
     )  # fmt: skip
+    points = unwrap(points)
     points.feature_defaults = {"positive": True}
     box = viewer.add_shapes(
         ndim=2, name=names.BOX, edge_color=names.BOX_COLOR, face_color="transparent",
         edge_width=max(1.0, 0.003 * max(source.shape)), **transform,
     )  # fmt: skip
+    box = unwrap(box)
     box.current_edge_color = names.BOX_COLOR
     box.current_face_color = "transparent"
-    preview = viewer.add_labels(np.zeros((1, 1), np.uint8), name=names.PREVIEW, opacity=0.6, **transform)
+    preview = unwrap(viewer.add_labels(np.zeros((1, 1), np.uint8), name=names.PREVIEW, opacity=0.6, **transform))
     preview.colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: names.PREVIEW_COLOR})
     preview.editable = False
     return points, box, preview
 
 
 def add_labels_layer(viewer, labels, source):
-    """The labels layer showing the engine's label image (zarr, not copied); read-only in napari."""
+    """The labels layer showing the engine's label image (zarr, not copied), the layer itself; read-only in napari."""
     data = labels.array
     if source.multiscale:  # a pyramid like the image's, read lazily from the same zarr array
         full = source.image.level_shapes[0]
         data = [data] + [Strided(data, max(1, round(full[0] / s[0]))) for s in source.image.level_shapes[1:]]
-    layer = viewer.add_labels(data, name=names.LABELS, scale=source.scale, translate=source.translate)
+    layer = unwrap(viewer.add_labels(data, name=names.LABELS, scale=source.scale, translate=source.translate))
     layer.editable = False  # edit through samkit (erase, undo) so the journal and autosave stay right
     return layer
 

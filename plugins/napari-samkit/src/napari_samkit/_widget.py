@@ -28,6 +28,18 @@ from ._tasks import notify_error, run_in_background
 
 CLASSICAL = "classical"
 
+# the Annotate buttons: (Annotator method, text, tooltip); a method with a key shows it
+ACTIONS = (
+    ("point_mode", "Points", "clicks add points (the points layer in add mode)"),
+    ("box_mode", "Box", "the next drag draws a box around an object (the box layer, rectangle tool)"),
+    ("erase_under_cursor", "Erase", "the next click erases the object under it"),
+    ("commit", "Commit", "commit the current object as a new label"),
+    ("next_label", "Next label", "start a new object (drop the prompts)"),
+    ("clear", "Clear", "clear the prompts and the preview"),
+    ("undo", "Undo", "undo the last prompt, else the last commit, erase or edit"),
+    ("redo", "Redo", "redo the last undone commit, erase or edit"),
+)
+
 
 def model_choices() -> list[tuple[str, str]]:
     """(value, label) of the models offered: the classical fallback, then the registry."""
@@ -124,21 +136,20 @@ class AnnotatorWidget(QWidget):
         self.embed_view_button = QPushButton("Embed view")
         self.embed_all_button = QPushButton("Embed all")
         self.cancel_button = QPushButton("Cancel")
-        self.embed_view_button.clicked.connect(lambda: self.annotator and self.annotator.embed_view())
-        self.embed_all_button.clicked.connect(lambda: self.annotator and self.annotator.embed(None))
-        self.cancel_button.clicked.connect(lambda: self.annotator and self.annotator.cancel())
+        self.embed_view_button.clicked.connect(lambda: self.annotator and self.annotator.embedder.embed_view())
+        self.embed_all_button.clicked.connect(lambda: self.annotator and self.annotator.embedder.embed(None))
+        self.cancel_button.clicked.connect(lambda: self.annotator and self.annotator.embedder.cancel())
         form.addRow(_row(self.embed_view_button, self.embed_all_button, self.cancel_button))
         return box
 
     def _annotate_box(self) -> QGroupBox:
         box = QGroupBox("Annotate")
         grid = QGridLayout(box)
+        keys = {method: key for key, (method, _) in KEYS.items()}
         self.buttons = {}
-        for key, (method, text) in KEYS.items():
-            if method == "toggle_sign":
-                continue
-            button = QPushButton(f"{method.replace('_', ' ').replace('under cursor', '').strip().capitalize()} [{key}]")
-            button.setToolTip(text)
+        for place, (method, text, tip) in enumerate(ACTIONS):
+            button = QPushButton(f"{text} [{keys[method]}]" if method in keys else text)
+            button.setToolTip(tip)
             if method == "erase_under_cursor":
                 button.setText("Erase (click an object)")
                 button.setCheckable(True)
@@ -146,11 +157,10 @@ class AnnotatorWidget(QWidget):
             else:
                 button.clicked.connect(lambda _=False, m=method: self.annotator and getattr(self.annotator, m)())
             self.buttons[method] = button
-            place = len(self.buttons) - 1
             grid.addWidget(button, place // 3, place % 3)
         self.negative = QCheckBox("new points mark background [G]")
         self.negative.toggled.connect(self._set_negative)
-        grid.addWidget(self.negative, 3, 0, 1, 3)
+        grid.addWidget(self.negative, len(ACTIONS) // 3 + 1, 0, 1, 3)
         return box
 
     def _measure_box(self) -> QGroupBox:
@@ -265,6 +275,7 @@ class AnnotatorWidget(QWidget):
         annotator.status.connect(self._set_status)
         annotator.sign_changed.connect(lambda positive: self.negative.setChecked(not positive))
         annotator.measured.connect(self.table_view.show_table)
+        annotator.mode_changed.connect(lambda mode: self.buttons["erase_under_cursor"].setChecked(mode == "erase"))
         annotator.closed.connect(self._closed)
         self._enable(True)
         self._set_status(f"{session.model.name}: {session.grid.grid_shape[0] * session.grid.grid_shape[1]} window(s); "
