@@ -8,6 +8,9 @@ On-disk layout of a label image folder::
     ops/000017.npz    what operation 17 changed: bbox, changed mask, previous values
     ops/000018.json   an undo/redo: which operation it undoes or redoes
 
+An operation that changes no pixel (``set_attributes``, the undo of one) has no ``ops/``
+file and ``"bbox": null``: its log line is all of it.
+
 Each operation ``n`` is done in three durable steps (see :mod:`samkit._durable`): (1) its
 intent ``ops/n.*``, which holds the previous values of every pixel it changes; (2) the
 chunks it changes, each replaced whole; (3) its line appended to ``log.jsonl``. The
@@ -29,11 +32,12 @@ from typing import NamedTuple
 import numpy as np
 import zarr
 
-from . import _durable
+from . import _attributes, _durable
 from .engine.mask import Box, Mask
 from .errors import AutosaveError, InvalidImageError
 
 FORMAT = 1
+PIXEL_OPS = ("commit", "erase", "clear", "paint")  # the operations whose record (ops/n.npz) undoes them
 
 
 class Part(NamedTuple):
@@ -94,7 +98,7 @@ class DiskJournal:
     def copy(self, entries: list[dict], parts) -> None:
         """Write the records (``parts(seq)``) and log of ``entries`` to this new folder."""
         for entry in entries:
-            if entry["op"] in ("commit", "erase", "clear"):
+            if has_pixel_record(entry):
                 self.begin(entry, parts(entry["seq"]))
         self.write_log(entries)
 
@@ -186,6 +190,11 @@ def _dump_parts(parts: list[Part]) -> bytes:
     return buffer.getvalue()
 
 
+def has_pixel_record(entry: dict) -> bool:
+    """Whether a logged operation changed pixels and so has a record ``ops/n.npz``."""
+    return entry["op"] in PIXEL_OPS and entry.get("bbox") is not None
+
+
 def is_saved(path: Path) -> bool:
     return (path / "log.jsonl").is_file()
 
@@ -226,31 +235,48 @@ class History:
     def __init__(self, array: zarr.Array, journal) -> None:
         self.array, self.journal = array, journal
         self.objects: dict[int, Box] = {}
+        self.attributes: dict[int, dict] = {}  # label -> {name: value}
+        self.last_attributes: set[int] = set()
         self.undo: list[int] = []
         self.redo: list[int] = []
         self.next = 1
         self.pending = None  # (seq, parts, forward): a rollback the disk still owes
         self.broken = None  # why the disk state is uncertain until reopened
 
-    def run(self, entry: dict, parts: list[Part], *, forward: bool, record: bool) -> Box:
-        """Log operation ``entry``, which writes ``parts`` (``forward=False``: undoes them), after :meth:`ready`."""
+    def run(self, entry: dict, parts: list[Part], *, forward: bool, record: bool, attributes=None) -> Box | None:
+        """Log operation ``entry``, which writes ``parts`` (``forward=False``: undoes them), after :meth:`ready`.
+
+        ``attributes`` ({label: {name: value or None}}, checked): what a recorded operation sets;
+        it also drops the attributes of the objects it erases. Returns the changed box (None: no pixel).
+        """
         seq = len(self.journal.entries)
         box = None
         for p in parts:
             box = _union(box, p.bbox)
-        entry = {"seq": seq, **entry, "bbox": list(box), "area": int(sum(p.before.size for p in parts)), "time": now()}
+        entry = {"seq": seq, **entry, "bbox": box and list(box), "area": int(sum(p.before.size for p in parts)),
+                 "time": now()}  # fmt: skip
         what = f"the {entry['op']} (operation {seq})"
-        try:
-            self.journal.begin(entry, parts if record else None)
-        except OSError as e:
-            raise autosave_error(e, f"could not save {what} to {self.journal.path}; nothing changed") from e
-        try:
-            self.apply(parts, forward)
-        except OSError as e:
-            undone = self._roll_back(seq, parts, not forward)
-            raise autosave_error(e, f"could not save {what} to {self.journal.path}; {undone}") from e
+        if parts:  # an operation without pixels is all in its log line
+            try:
+                self.journal.begin(entry, parts if record else None)
+            except OSError as e:
+                raise autosave_error(e, f"could not save {what} to {self.journal.path}; nothing changed") from e
+            try:
+                self.apply(parts, forward)
+            except OSError as e:
+                undone = self._roll_back(seq, parts, not forward)
+                raise autosave_error(e, f"could not save {what} to {self.journal.path}; {undone}") from e
         objects = self._new_boxes(parts, forward)
-        entry["next_label"] = max(self.next, entry["id"] + 1) if entry["op"] == "commit" else self.next
+        if record:
+            written = max((p.value for p in parts), default=0)
+            entry["next_label"] = max(self.next, written + 1)
+            gone = [label for label, b in objects.items() if b is None]
+            changes = _attributes.merged(_attributes.diff(self.attributes, attributes or {}),
+                                         _attributes.dropped(self.attributes, gone))  # fmt: skip
+            if changes:
+                entry["attributes"] = _attributes.encode(changes)
+        else:
+            entry["next_label"] = self.next
         entry["objects"] = {str(k): v and list(v) for k, v in objects.items()}
         take = getattr(self.array.store, "take", None)  # a DurableStore: the checksums of the files written
         if take is not None:
@@ -355,6 +381,10 @@ class History:
         elif op != "create":
             self.undo.append(entry["seq"])
             self.redo.clear()
+        source = self.journal.entries[entry["target"]] if op in ("undo", "redo") else entry
+        changes = _attributes.decode(source)
+        _attributes.apply(self.attributes, changes, forward=op != "undo")
+        self.last_attributes = set(changes)  # the objects whose attributes it changed
         for label, box in entry["objects"].items():
             if box is None:
                 self.objects.pop(int(label), None)

@@ -294,6 +294,8 @@ def _replay(root: Path, entries: list[dict], array: zarr.Array, cells: dict) -> 
     initial = [b for b in entries[0]["objects"].values() if b]  # labels given as `initial`: in no record
     lost = {k for k, b in boxes.items() if any(_overlap(b, o) for o in initial)}
     for entry in entries[1:]:
+        if entry.get("bbox") is None:  # it changed no pixel
+            continue
         touched = [k for k, b in boxes.items() if _overlap(b, entry["bbox"])]
         if not touched:
             continue
@@ -319,6 +321,8 @@ def _copy_records(root: Path, new: Path, entries: list[dict]) -> list[str]:
     skipped = []
     _durable.makedirs(new / "ops")
     for entry in entries[1:]:
+        if entry.get("bbox") is None:  # no pixel changed: no record
+            continue
         seq = entry["seq"]
         suffix = "json" if entry["op"] in ("undo", "redo") else "npz"
         source = root / "ops" / f"{seq:06d}.{suffix}"

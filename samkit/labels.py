@@ -4,6 +4,9 @@ Objects arrive as :class:`samkit.engine.Mask` (bbox + boolean crop) and are writ
 into a 2D (y, x) label image, 0 = background, held in a zarr array: in memory, or on
 disk under ``path`` where every change is durable before the call returns (the folder
 layout and why a crash leaves each operation whole or absent: :mod:`samkit._journal`).
+Pixels can also be set one by one (brush, eraser, fill: :mod:`samkit.engine.editing`),
+and each object carries attributes (class name, score: :mod:`samkit._attributes`); all
+of it goes through one journal, so every change is undoable and saved alike.
 """
 
 from __future__ import annotations
@@ -16,11 +19,9 @@ from typing import Callable
 
 import numpy as np
 import zarr
-from zarr.storage import MemoryStore
 
-from . import _labelstore
-from ._journal import FORMAT, DiskJournal, History, MemoryJournal, Part, autosave_error, is_saved, now, prepare
-from ._labelstore import COMPRESSORS, DurableStore
+from . import _attributes, _labelsetup, _labelstore, _pixels
+from ._journal import autosave_error, has_pixel_record, is_saved
 from ._json import jsonable
 from .engine.mask import Box, Mask
 from .errors import AutosaveError, InvalidImageError, InvalidLabelError, InvalidPromptError
@@ -58,14 +59,15 @@ class LabelImage:
     def __init__(self, shape, *, path=None, dtype=None, chunks=None, initial=None):
         self._lock = threading.RLock()
         self._callbacks: list[Callable] = []
-        shape = _check_shape(shape)
+        self._attribute_callbacks: list[Callable] = []
+        shape = _pixels.check_shape(shape)
         if path is not None and is_saved(Path(path)):
             if initial is not None:
                 raise InvalidImageError(f"{path} already holds a saved label image; reopen it without `initial`")
-            self._reopen(Path(path), shape, dtype, chunks)
+            self._history = _labelsetup.reopen(Path(path), shape, dtype, chunks)
         else:
             dtype = np.dtype(np.uint32 if dtype is None else dtype)
-            self._create(shape, path, dtype, tuple(chunks or DEFAULT_CHUNKS), initial)
+            self._history = _labelsetup.create(shape, path, dtype, tuple(chunks or DEFAULT_CHUNKS), initial)
 
     @classmethod
     def open(cls, path, *, repair: bool = False) -> LabelImage:
@@ -81,63 +83,6 @@ class LabelImage:
         if repair:
             _labelstore.repair(path)
         return cls(_labelstore.saved_shape(path), path=path)
-
-    # -- creation and reopening --
-
-    def _create(self, shape, path, dtype, chunks, initial) -> None:
-        if not np.issubdtype(dtype, np.integer):
-            raise InvalidImageError(f"label dtype must be an integer type, not {dtype}")
-        if len(chunks) != 2 or min(chunks) < 1:
-            raise InvalidImageError(f"chunks must be two positive ints, not {chunks}")
-        root = None if path is None else Path(path)
-        try:
-            store = MemoryStore() if root is None else DurableStore(prepare(root) / "labels.zarr")
-            journal = MemoryJournal() if root is None else DiskJournal(root)
-            array = zarr.create_array(
-                store, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, compressors=COMPRESSORS,
-                attributes={"samkit": {"kind": "labels", "format": FORMAT}},
-            )
-            self._history = history = History(array, journal)
-            if initial is not None:
-                self._copy_in(initial)
-            entry = {"seq": 0, "op": "create", "format": FORMAT, "shape": list(shape), "dtype": dtype.name,
-                     "chunks": list(chunks), "time": now(), "next_label": history.next,
-                     "objects": {str(k): list(v) for k, v in history.objects.items()}}
-            if root is None:
-                journal.append(entry)
-            else:
-                journal.create({**entry, "checksums": store.take()})
-        except OSError as e:
-            raise autosave_error(e, f"cannot create a label image at {root}") from e
-
-    def _copy_in(self, initial) -> None:
-        if tuple(initial.shape) != self.shape:
-            raise InvalidImageError(f"initial labels have shape {tuple(initial.shape)}, expected {self.shape}")
-        if not np.issubdtype(initial.dtype, np.integer):
-            raise InvalidImageError(f"initial labels must be integers, not {initial.dtype}")
-        self._history.fill(initial)
-
-    def _reopen(self, root: Path, shape, dtype, chunks) -> None:
-        try:
-            journal = DiskJournal(root)
-            entries = journal.load()
-            self._history = history = History(_labelstore.open_checked(root, journal, entries), journal)
-        except AutosaveError:
-            raise
-        except OSError as e:
-            raise autosave_error(e, f"cannot reopen the label image at {root}") from e
-        wanted = {"shape": shape, "chunks": chunks and tuple(chunks)}
-        wanted["dtype"] = None if dtype is None else np.dtype(dtype)
-        for name, want in wanted.items():
-            have = getattr(self, name)
-            if want is not None and want != have:
-                raise InvalidImageError(f"{root} holds a label image with {name} {have}, not {want}")
-        for entry in entries:
-            history.account(entry)
-        try:
-            history.recover()
-        except OSError as e:
-            raise autosave_error(e, f"cannot finish recovering {root}") from e
 
     # -- reading --
 
@@ -173,6 +118,12 @@ class LabelImage:
         """Each object id and its bounding box (y0, x0, y1, x1)."""
         with self._lock:
             return dict(self._history.objects)
+
+    @property
+    def attributes(self) -> dict[int, dict]:
+        """Each object's attributes, ``{label: {name: value}}`` (a copy; objects without any are left out)."""
+        with self._lock:
+            return {label: dict(values) for label, values in self._history.attributes.items()}
 
     @property
     def log(self) -> list[dict]:
@@ -232,18 +183,32 @@ class LabelImage:
         with self._lock:
             self._callbacks.remove(callback)
 
-    def commit(self, mask: Mask, label: int | None = None, *, overwrite: bool = False) -> int:
+    def on_attributes(self, callback: Callable[[set], None]) -> Callable[[set], None]:
+        """Call ``callback(ids)`` after every change of object attributes (set, undone, dropped with an object)."""
+        with self._lock:
+            self._attribute_callbacks.append(callback)
+        return callback
+
+    def off_attributes(self, callback: Callable[[set], None]) -> None:
+        """Stop calling ``callback``."""
+        with self._lock:
+            self._attribute_callbacks.remove(callback)
+
+    def commit(self, mask: Mask, label: int | None = None, *, overwrite: bool = False, attributes=None) -> int:
         """Write ``mask`` into the label image as object ``label`` and return its id.
 
         Parameters
         ----------
         mask : Mask
-            The object, in image coordinates; its ``prompt`` and ``score`` go to the log.
+            The object, in image coordinates; its ``prompt`` and ``score`` go to the log,
+            its score to the object's ``score`` attribute.
         label : int, optional
             Id to write (default :attr:`next_label`); an existing id grows that object.
         overwrite : bool
             False (default) writes only background pixels, keeping other objects;
             True replaces whatever the mask covers.
+        attributes : dict, optional
+            More attributes of the object, ``{name: value}`` (e.g. ``{"class_name": "nucleus"}``).
 
         Raises
         ------
@@ -265,18 +230,73 @@ class LabelImage:
             raise InvalidPromptError(f"the mask's prompt must be JSON-able to be logged: {e}") from e
         with self._lock:
             self._history.ready()
-            label = self._check_label(self._history.next if label is None else label)
+            label = _pixels.check_label(self._history.next if label is None else label, self.dtype)
             current = self._history.array[y0:y1, x0:x1]
             changed = mask.crop & ((current != label) if overwrite else (current == 0))
             if not changed.any():
                 hint = "" if overwrite else " (other objects cover it; overwrite=True replaces them)"
                 raise InvalidLabelError(f"the mask leaves no pixel to write{hint}")
-            part = _tight_part((y0, x0, y1, x1), changed, current, label)
+            part = _pixels.tight_part((y0, x0, y1, x1), changed, current, label)
+            values = _attributes.checked({label: {"score": float(mask.score), **(attributes or {})}}, {label})
             entry = {"op": "commit", "id": label, "overwrite": bool(overwrite),
                      "score": float(mask.score), "prompt": prompt}
-            box = self._history.run(entry, [part], forward=True, record=True)
-        self._notify(box)
+            change = self._run(entry, [part], attributes=values)
+        self._notify(*change)
         return label
+
+    def set_pixels(self, ys, xs, values) -> Box | None:
+        """Set pixels (ys, xs) to ``values`` as one undoable step; return the box that changed (None: nothing).
+
+        What brushes, erasers and fills do (:mod:`samkit.engine.editing` computes their pixels).
+
+        Parameters
+        ----------
+        ys, xs : (N,) int arrays
+            Pixel coordinates (y, x); a pixel given twice gets its last value.
+        values : int or (N,) int array
+            The label of each pixel; 0 erases. An object whose last pixel goes loses its attributes.
+
+        Raises
+        ------
+        InvalidPromptError
+            Coordinates that are not 1-D integer arrays of one length, or lie outside the image.
+        InvalidLabelError
+            Values that are not integer labels in the range of :attr:`dtype`.
+        AutosaveError
+            Saving failed; nothing was changed.
+        """
+        ys, xs, values = _pixels.check_pixels(ys, xs, values, self.shape, self.dtype)
+        with self._lock:
+            self._history.ready()
+            parts = _pixels.pixel_parts(self._history.array, ys, xs, values)
+            if not parts:
+                return None
+            change = self._run({"op": "paint", "ids": sorted({p.value for p in parts})}, parts)
+        self._notify(*change)
+        return change[0]
+
+    def set_attributes(self, changes: dict) -> None:
+        """Set attributes of any number of objects as one undoable step.
+
+        Parameters
+        ----------
+        changes : dict
+            ``{label: {name: value, ...}, ...}``; a value is a str, int, finite float or
+            bool, and ``None`` removes that name. Names in use: ``class_name``, ``score``,
+            ``stability``, ``mode``.
+
+        Raises
+        ------
+        InvalidLabelError
+            An id that is no object, a name that is not a string, a value of another kind.
+        """
+        with self._lock:
+            values = _attributes.checked(changes, self._history.objects)
+            self._history.ready()
+            if not _attributes.diff(self._history.attributes, values):
+                return
+            change = self._run({"op": "attributes", "ids": sorted(values)}, [], attributes=values)
+        self._notify(*change)
 
     def erase(self, label: int) -> None:
         """Remove object ``label`` (reads and writes only its bounding box)."""
@@ -284,9 +304,9 @@ class LabelImage:
             self._history.ready()
             y0, x0, y1, x1 = box = self._box_of(label)
             current = self._history.array[y0:y1, x0:x1]
-            part = _tight_part(box, current == label, current, 0)
-            box = self._history.run({"op": "erase", "id": int(label)}, [part], forward=True, record=True)
-        self._notify(box)
+            part = _pixels.tight_part(box, current == label, current, 0)
+            change = self._run({"op": "erase", "id": int(label)}, [part])
+        self._notify(*change)
 
     def clear(self) -> None:
         """Remove every object, as one undoable step."""
@@ -298,12 +318,12 @@ class LabelImage:
             parts = []
             for label, (y0, x0, y1, x1) in sorted(history.objects.items()):
                 current = history.array[y0:y1, x0:x1]
-                parts.append(_tight_part((y0, x0, y1, x1), current == label, current, 0))
-            box = history.run({"op": "clear", "ids": sorted(history.objects)}, parts, forward=True, record=True)
-        self._notify(box)
+                parts.append(_pixels.tight_part((y0, x0, y1, x1), current == label, current, 0))
+            change = self._run({"op": "clear", "ids": sorted(history.objects)}, parts)
+        self._notify(*change)
 
     def undo(self) -> bool:
-        """Undo the last commit, erase or clear; False when there is nothing to undo."""
+        """Undo the last change (commit, erase, clear, pixel edit, attributes); False when there is nothing to undo."""
         return self._step("undo")
 
     def redo(self) -> bool:
@@ -319,37 +339,40 @@ class LabelImage:
             history.ready()
             target = stack[-1]
             try:
-                parts = history.journal.parts(target)
+                parts = history.journal.parts(target) if has_pixel_record(history.journal.entries[target]) else []
             except OSError as e:
                 raise autosave_error(e, f"cannot {op}: the record of operation {target} in {self.path} cannot be read "
                                         "(the labels themselves are not affected)") from e
-            box = history.run({"op": op, "target": target}, parts, forward=op == "redo", record=False)
-        self._notify(box)
+            change = self._run({"op": op, "target": target}, parts, forward=op == "redo", record=False)
+        self._notify(*change)
         return True
 
-    def save(self, path) -> None:
-        """Copy the label image and its history to the new folder ``path`` and autosave there from now on."""
+    def save(self, path, *, autosave: bool = False, overwrite: bool = False) -> None:
+        """Write a copy of the label image and its history to the folder ``path`` (undo works in the copy too).
+
+        Parameters
+        ----------
+        path : str or Path
+            A new folder; reopen it with :meth:`open`.
+        autosave : bool
+            False (default): changes keep being saved where they were (or stay in memory).
+            True: they are saved to ``path`` from now on; the old folder keeps what it holds.
+        overwrite : bool
+            Replace a copy saved at ``path`` before (never this image's own autosave folder,
+            nor a folder samkit did not write).
+        """
         root = Path(path)
         with self._lock:
-            history = self._history
-            history.ready()
+            self._history.ready()
             try:
-                journal = DiskJournal(prepare(root))
-                store = DurableStore(root / "labels.zarr")
-                array = zarr.create_array(
-                    store, shape=self.shape, chunks=self.chunks, dtype=self.dtype, fill_value=0,
-                    compressors=COMPRESSORS, attributes=history.array.attrs.asdict(),
-                )
-                (cy, cx), (h, w) = self.chunks, self.shape
-                cells = {(i, j) for y0, x0, y1, x1 in history.objects.values()  # the chunks under objects
-                         for i in range(y0 // cy, (y1 - 1) // cy + 1) for j in range(x0 // cx, (x1 - 1) // cx + 1)}
-                for i, j in cells:
-                    cell = slice(i * cy, min(h, i * cy + cy)), slice(j * cx, min(w, j * cx + cx))
-                    array[cell] = history.array[cell]
-                journal.copy(_labelstore.rebased(history.journal.entries, store.take()), history.journal.parts)
+                if overwrite and root.exists():
+                    _labelsetup.replace_copy(self._history, root)
+                else:
+                    _labelsetup.write_copy(self._history, root)
+                if autosave:
+                    _labelsetup.autosave_at(self._history, root)
             except OSError as e:
                 raise autosave_error(e, f"cannot save the label image to {root}") from e
-            history.array, history.journal = array, journal
 
     def to_tiff(self, path) -> None:
         """Write the whole label image to a (compressed) TIFF file; it must fit in memory."""
@@ -357,44 +380,26 @@ class LabelImage:
 
         tifffile.imwrite(path, np.asarray(self), compression="zlib")
 
-    def _notify(self, box: Box) -> None:
-        for callback in list(self._callbacks):
-            try:
-                callback(box)
-            except Exception:
-                log.exception("on_change callback %r failed", callback)
+    def _run(self, entry: dict, parts, *, forward=True, record=True, attributes=None) -> tuple[Box | None, set]:
+        """Do an operation (the caller holds the lock); return what changed: (box or None, ids whose attributes did)."""
+        box = self._history.run(entry, parts, forward=forward, record=record, attributes=attributes)
+        return box, self._history.last_attributes
+
+    def _notify(self, box: Box | None, ids: set) -> None:
+        for callbacks, arg in ((self._callbacks, box), (self._attribute_callbacks, ids)):
+            for callback in list(callbacks) if arg else []:
+                try:
+                    callback(arg)
+                except Exception:
+                    log.exception("change callback %r failed", callback)
 
     # -- validation --
 
     def _check_box(self, bbox, error=InvalidPromptError) -> Box:
-        y0, x0, y1, x1 = (int(v) for v in bbox)
-        if not (0 <= y0 < y1 <= self.shape[0] and 0 <= x0 < x1 <= self.shape[1]):
-            raise error(f"bbox {tuple(bbox)} is empty or outside the image {self.shape} (y0, x0, y1, x1)")
-        return y0, x0, y1, x1
+        return _pixels.check_box(bbox, self.shape, error)
 
     def _box_of(self, label) -> Box:
         objects = self._history.objects
         if label not in objects:
             raise InvalidLabelError(f"there is no object {label}; ids present: {sorted(objects)[:20]}")
         return objects[label]
-
-    def _check_label(self, label) -> int:
-        limit = np.iinfo(self.dtype).max
-        if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 1 <= label <= limit:
-            raise InvalidLabelError(f"label must be an int in 1..{limit} for {self.dtype}, not {label!r}")
-        return int(label)
-
-
-def _check_shape(shape) -> tuple[int, int]:
-    shape = tuple(shape)
-    if len(shape) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in shape):
-        raise InvalidImageError(f"a label image is 2D: shape must be (H, W) positive ints, not {shape}")
-    return int(shape[0]), int(shape[1])
-
-
-def _tight_part(bbox: Box, changed: np.ndarray, current: np.ndarray, value: int) -> Part:
-    """The part that writes ``value`` at ``changed``, cropped to the changed pixels."""
-    tight = Mask.from_array(changed, offset=bbox[:2]).bbox
-    local = slice(tight[0] - bbox[0], tight[2] - bbox[0]), slice(tight[1] - bbox[1], tight[3] - bbox[1])
-    changed = np.ascontiguousarray(changed[local])
-    return Part(tight, changed, current[local][changed], value)

@@ -83,13 +83,14 @@ def test_classes_and_scores_from_label_image_and_arguments(real_data):
     image, truth = load_dsb(real_data, IDS[0])
     labels = samkit.LabelImage(truth.shape)
     for i in np.unique(truth)[1:]:
-        mask = samkit.Mask.from_array(truth == i, score=0.5 + i / 100, prompt={"class": "nucleus" if i % 2 else "cell"})
-        labels.commit(mask, int(i))
+        labels.commit(samkit.Mask.from_array(truth == i, score=0.5 + i / 100), int(i), attributes={"class_name": "cell"})
+    labels.set_attributes({int(i): {"class_name": "nucleus"} for i in np.unique(truth)[1::2]})  # as a front end edits them
+    labels.set_attributes({5: {"class_name": None}})  # no class: the default
     data = to_coco(labels, classes={3: "mitosis"})
     names = {c["id"]: c["name"] for c in data["categories"]}
     got = {a["id"]: (names[a["category_id"]], a["score"]) for a in data["annotations"]}
     assert got[1] == ("nucleus", pytest.approx(0.51)) and got[2] == ("cell", pytest.approx(0.52))
-    assert got[3][0] == "mitosis"
+    assert got[3][0] == "mitosis" and got[5][0] == "object"
     back = read_coco(data)
     assert back.classes[3] == "mitosis" and back.scores[2] == pytest.approx(0.52)
     with pytest.raises(InvalidLabelError, match="object ids"):

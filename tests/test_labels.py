@@ -283,17 +283,40 @@ def test_log_records_prompts_per_object(gt, tmp_path):
     assert (tmp_path / "l" / "ops" / "000001.npz").is_file()
 
 
-def test_save_moves_an_in_memory_image_to_disk(gt, tmp_path):
+def plain(log):
+    """A log without its checksums (a copy has its own files)."""
+    return [{k: v for k, v in entry.items() if k != "checksums"} for entry in log]
+
+
+def test_save_writes_a_copy_and_moves_autosave_only_when_asked(gt, tmp_path):
     labels = LabelImage(gt.shape, chunks=(100, 100))
     commit_all(labels, gt, [7, 8, 9])
     labels.undo()
-    labels.save(tmp_path / "saved")
+    labels.save(tmp_path / "copy")
+    assert labels.path is None  # a copy: the label image itself stays where it was
+    labels.commit(Mask.from_array(gt == 10))
+    copy = LabelImage.open(tmp_path / "copy")
+    np.testing.assert_array_equal(np.asarray(copy), relabelled(gt, [7, 8]))
+    assert copy.can_redo and plain(copy.log) == plain(labels.log[:-1])
+    with pytest.raises(AutosaveError, match="not empty"):
+        labels.save(tmp_path / "copy")  # never over an earlier copy unless asked
+    labels.save(tmp_path / "copy", overwrite=True)
+    assert plain(LabelImage.open(tmp_path / "copy").log) == plain(labels.log)
+    assert not list(tmp_path.glob("copy.*"))  # no temporary folder left beside it
+
+    labels.save(tmp_path / "saved", autosave=True)
     assert labels.path == tmp_path / "saved"
-    labels.commit(Mask.from_array(gt == 10))  # autosaved from now on
+    labels.undo()  # autosaved there from now on
     again = LabelImage.open(tmp_path / "saved")
-    np.testing.assert_array_equal(np.asarray(again), relabelled(gt, [7, 8, 10]) * (relabelled(gt, [7, 8, 10]) != 3)
-                                  + np.where(gt == 10, 4, 0))
-    assert again.log == labels.log and again.can_undo
+    np.testing.assert_array_equal(np.asarray(again), relabelled(gt, [7, 8]))
+    assert again.log == labels.log and again.can_undo and again.can_redo
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    for folder in ("saved", "mine"):  # its own autosave folder, a folder samkit did not write
+        with pytest.raises(AutosaveError, match="choose a new folder"):
+            labels.save(tmp_path / folder, overwrite=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "x"
+    assert LabelImage.open(tmp_path / "saved").log == labels.log
     labels.to_tiff(tmp_path / "labels.tif")
     import tifffile
 

@@ -2,10 +2,10 @@
 
 :class:`Objects` bundles a label image (a :class:`samkit.LabelImage`, or any integer
 array, 2D or N-D) with optional class names and scores per object id. A LabelImage
-already knows each object's score (its latest commit in :attr:`~samkit.LabelImage.log`)
-and its class when the commit's prompt carried one (``prompt["class"]``, as
-:func:`samkit.export.segment_prompts` writes it); explicit ``classes`` / ``scores``
-arguments win over both.
+already knows them: its objects' ``class_name`` and ``score`` attributes
+(:attr:`~samkit.LabelImage.attributes`: a commit records its score,
+:func:`samkit.export.segment_prompts` the class of each prompt, and both front ends let
+the user edit class names); explicit ``classes`` / ``scores`` arguments win over them.
 """
 
 from __future__ import annotations
@@ -86,8 +86,9 @@ def gather(labels, classes=None, scores=None) -> Objects:
     else:
         classes, scores = dict(classes or {}), dict(scores or {})
     if isinstance(labels, LabelImage):
-        found_classes, found_scores = _from_log(labels.log)
-        classes, scores = {**found_classes, **classes}, {**found_scores, **scores}
+        found = labels.attributes
+        classes = {**{k: a["class_name"] for k, a in found.items() if "class_name" in a}, **classes}
+        scores = {**{k: a["score"] for k, a in found.items() if "score" in a}, **scores}
     elif not all(hasattr(labels, name) for name in ("shape", "dtype", "__getitem__")):
         raise InvalidImageError(f"expected a samkit.LabelImage or an integer array, not {type(labels).__name__}")
     if not np.issubdtype(labels.dtype, np.integer) or len(labels.shape) < 2:
@@ -99,19 +100,6 @@ def gather(labels, classes=None, scores=None) -> Objects:
     classes = {int(k): str(v) for k, v in classes.items()}
     scores = {int(k): float(v) for k, v in scores.items()}
     return Objects(labels, classes, scores)
-
-
-def _from_log(log: list[dict]) -> tuple[dict, dict]:
-    """Class and score of each id's latest commit in a LabelImage's log."""
-    classes, scores = {}, {}
-    for entry in log:
-        if entry.get("op") == "commit" and "id" in entry:
-            if "score" in entry:
-                scores[int(entry["id"])] = float(entry["score"])
-            name = (entry.get("prompt") or {}).get("class")
-            if name is not None:
-                classes[int(entry["id"])] = str(name)
-    return classes, scores
 
 
 def require(module: str, extra: str):

@@ -22,8 +22,9 @@ def segment_prompts(session, prompts: Prompts, *, labels: LabelImage | None = No
     Boxes go to the session in batches (one decoder call per window for all the boxes
     it holds); each object is followed across tile borders, so a box on a border gives
     one whole object. Objects are committed in file order without overwriting earlier
-    ones; the class of each prompt goes into the commit's logged prompt (``"class"``),
-    where :func:`samkit.export.gather` finds it again.
+    ones; the class of each prompt becomes the object's ``class_name`` attribute (and is
+    kept in the commit's logged prompt, ``"class"``), where :func:`samkit.export.gather`
+    finds it again.
 
     Parameters
     ----------
@@ -69,7 +70,7 @@ def _commit(labels, masks, names, classes, scores) -> int:
     for mask, name in zip(masks, names):
         mask = dataclasses.replace(mask, prompt={**mask.prompt, "class": name})
         try:
-            label = labels.commit(mask)
+            label = labels.commit(mask, attributes={"class_name": name, "mode": "prompts"})
         except InvalidLabelError:
             missed += 1
             continue

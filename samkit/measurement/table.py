@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidPropertyError
+from ..labels import LabelImage
 from . import inputs, tiled
 from .crop import crop_names, uses_intensity
 from .properties import PROPERTIES, columns, resolve, values
@@ -48,6 +49,8 @@ def measure(labels, intensity=None, *, spacing=None, unit=None, channel_names=No
         One row per object, sorted by ``label`` (first column). Column names carry
         their unit: ``centroid_y_um``, ``area_um2``, ``mean_intensity_DNA``. ``attrs``
         holds "spacing", "unit", "channel_names", "shape" and "units" (column -> unit).
+        A :class:`samkit.LabelImage` adds one column per object attribute (``class_name``,
+        ``score``, ...; empty where an object has none).
 
     Raises
     ------
@@ -91,6 +94,8 @@ def measure(labels, intensity=None, *, spacing=None, unit=None, channel_names=No
             warnings.warn(f"{name} is NaN for {len(ids)} objects scikit-image could not measure (labels {shown})",
                           UserWarning, stacklevel=2)  # fmt: skip
     table = _table(raw, props, functions, spacing, unit, scaled, names)
+    if isinstance(labels, LabelImage):
+        _add_attributes(table, labels.attributes)
     table.attrs.update({
         "spacing": spacing, "unit": unit, "channel_names": [n for n in names if n] or None,
         "shape": source.shape, "units": table.attrs.pop("units"),
@@ -148,3 +153,14 @@ def _table(raw, props, functions, spacing, unit, scaled, names) -> pd.DataFrame:
     table = pd.DataFrame(data)
     table.attrs["units"] = units
     return table
+
+
+def _add_attributes(table: pd.DataFrame, attributes: dict[int, dict]) -> None:
+    """One column per attribute name of a LabelImage's objects (None / NaN where an object has none)."""
+    names = list(dict.fromkeys(name for values in attributes.values() for name in values))
+    for name in names:
+        column = name if name not in table.columns else f"attribute_{name}"
+        table[column] = [attributes.get(int(label), {}).get(name) for label in table["label"]]
+        if pd.api.types.is_numeric_dtype(table[column].dropna()) and table[column].notna().any():
+            table[column] = pd.to_numeric(table[column])
+        table.attrs["units"][column] = ""

@@ -38,7 +38,7 @@ def label_image(labels, autosave, shape) -> LabelImage:
         if tuple(labels.shape) != tuple(shape):
             raise InvalidLabelError(f"labels of shape {labels.shape} do not fit an image of shape {tuple(shape)}")
         if autosave is not None:
-            labels.save(autosave)
+            labels.save(autosave, autosave=True)  # the folder the user named for autosave
         return labels
     return LabelImage(shape, path=autosave, initial=labels)
 
