@@ -44,7 +44,7 @@ def test_points_preview_commit_undo_measure(annotating, qtbot, tmp_path, notes):
         expected[truth == gt_id] = new_id
         assert len(annotator.points.data) == 0 and not annotator.preview_array().any()  # prompts cleared
     # the labels layer shows the engine's label image, which matches the ground truth objects
-    assert annotator.labels_layer.data is annotator.labels.array
+    assert annotator.labels_layer.data.labels is annotator.labels  # the engine's label image, not a copy
     np.testing.assert_array_equal(np.asarray(annotator.labels_layer.data), expected)
     np.testing.assert_allclose(annotator.labels_layer.scale, SCALE)
     np.testing.assert_allclose(annotator.labels_layer.translate, TRANSLATE)
@@ -56,6 +56,9 @@ def test_points_preview_commit_undo_measure(annotating, qtbot, tmp_path, notes):
     widget.measure_button.click()
     qtbot.waitUntil(lambda: annotator.table is not None, timeout=20_000)
     reference = samkit.measure(expected, samkit.open_image(image, spacing=SCALE[0]))
+    # plus one column per object attribute: each commit records its predicted score
+    scores = [annotator.labels.attributes[label]["score"] for label in (1, 2)]
+    reference["score"] = scores
     pd.testing.assert_frame_equal(annotator.table, reference)
     assert list(annotator.table["label"]) == [1, 2]
     features = annotator.labels_layer.features  # the table, plus napari's ``index`` column (= label id)

@@ -47,7 +47,7 @@ def test_16bit_channel_layers_are_stacked_and_measured_per_channel(widget, qtbot
     annotator.measure()
     qtbot.waitUntil(lambda: annotator.table is not None, timeout=20_000)
     reference = samkit.measure(expected, np.stack([dna, other], -1), spacing=0.25, channel_names=["DNA", "membrane"])
-    pd.testing.assert_frame_equal(annotator.table, reference)
+    pd.testing.assert_frame_equal(annotator.table.drop(columns="score"), reference)  # + each commit's score
     columns = list(reference.columns)
     assert any(c.endswith("_DNA") for c in columns) and any(c.endswith("_membrane") for c in columns)
     no_traceback(notes)

@@ -23,6 +23,7 @@ from samkit.errors import SamkitError
 from . import _keys, _layers
 from ._embedding import Embedder
 from ._measuring import Measurements
+from ._painting import journal_stroke
 from ._prompts import PromptLayers
 from ._tasks import notify_error, run_in_background
 
@@ -51,7 +52,7 @@ class Annotator(QObject):
 
     status = Signal(str)  # one line for the widget
     sign_changed = Signal(bool)  # True: new points mark the object
-    mode_changed = Signal(str)  # "points", "box" or "erase"
+    mode_changed = Signal(str)  # "points", "box", "erase" or "edit"
     measured = Signal(object)  # the measurement table
     closed = Signal(str)  # why the annotator stopped
     _preview_ready = Signal(object, object)  # mask, error: from the decode thread
@@ -76,6 +77,7 @@ class Annotator(QObject):
         self.measurements.measured.connect(self._show_table)
         self.annotation.on_preview(self._from_decoder)
         self.labels.on_change(self._from_labels)
+        self.labels_layer.events.paint.connect(self._journal_paint)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         _keys.bind(self)
         self.point_mode()
@@ -166,6 +168,23 @@ class Annotator(QObject):
         self.status.emit(hint)
         if changed:
             self.mode_changed.emit(mode)
+
+    def edit_mode(self) -> None:
+        """napari's paint brush on the labels layer (its eraser, fill and polygon tools are in its layer
+        controls); every gesture is one samkit step (undo, redo, autosave)."""
+        if not self.labels_layer.editable:
+            show_info("samkit: napari cannot paint the labels of a multiscale image; erase or re-segment instead")
+            return
+        self._set_mode("edit", self.labels_layer, "paint", f"paint object {self.labels_layer.selected_label} "
+                       "(napari's labels tools: P paint, E erase, F fill; the label box picks the object)")  # fmt: skip
+
+    def _journal_paint(self, event) -> None:
+        try:
+            box = journal_stroke(self.labels_layer, event.value)
+        except SamkitError as error:
+            notify_error(error, "edit")
+            return
+        self.status.emit(f"edit saved (one undo step); {self._count()}" if box else "nothing changed")
 
     def _erase_click(self, viewer, event) -> None:
         if event.type == "mouse_press":

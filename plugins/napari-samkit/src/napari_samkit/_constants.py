@@ -22,6 +22,10 @@ KEYS = {
     "Shift-E": ("erase_under_cursor", "erase the object under the mouse"),
 }
 
+# napari's own undo keys on the samkit labels layer: the same meaning, through samkit's journal (which
+# holds the paint edits, commits and erases alike), instead of napari's separate history of that layer
+LABELS_UNDO_KEYS = {"Control-Z": "undo", "Control-Shift-Z": "redo"}
+
 
 def keys_help() -> str:
     """The keybindings as an HTML table for the dock widget."""

@@ -6,6 +6,8 @@ layer...), then the viewer's. samkit binds each key on the viewer, and on a
 samkit layer only where that layer's class has no key of the same name: so
 napari's own keys win where they clash, and every other samkit key works
 whichever layer (or none) is active. :func:`clashes` lists where napari wins.
+One exception: napari's undo / redo keys on the samkit labels layer are
+bound to samkit's undo / redo, the same meaning through samkit's journal.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 
 from napari.utils.key_bindings import coerce_keybinding
 
-from ._constants import KEYS
+from ._constants import KEYS, LABELS_UNDO_KEYS
 
 
 def napari_keys(layer) -> set:
@@ -44,11 +46,13 @@ def bind(annotator) -> None:
         for layer in annotator.layers:
             if coerce_keybinding(key) not in napari_keys(layer):
                 layer.bind_key(key, handler, overwrite=True)
+    for key, method in LABELS_UNDO_KEYS.items():
+        annotator.labels_layer.bind_key(key, _handler(annotator, method), overwrite=True)
 
 
 def unbind(annotator) -> None:
     """Remove samkit's keys from the viewer and the samkit layers."""
-    for key in KEYS:
+    for key in (*KEYS, *LABELS_UNDO_KEYS):
         for provider in (*annotator.layers, annotator.viewer):
             with contextlib.suppress(Exception):  # a key never bound on this provider
                 provider.bind_key(key, None)

@@ -13,6 +13,7 @@ import numpy as np
 from napari.utils.colormaps import DirectLabelColormap
 
 from . import _constants as names
+from ._painting import PaintableLabels
 
 
 def unwrap(obj):
@@ -59,13 +60,21 @@ def add_prompt_layers(viewer, source):
 
 
 def add_labels_layer(viewer, labels, source):
-    """The labels layer showing the engine's label image (zarr, not copied), the layer itself; read-only in napari."""
-    data = labels.array
+    """The labels layer showing the engine's label image (not copied); returns the layer itself.
+
+    For a single-scale image napari's labels tools may edit it: its data is a
+    :class:`~napari_samkit._painting.PaintableLabels` over the label image, and
+    the annotator journals each gesture. napari cannot paint a pyramid, so for
+    a multiscale image it is a read-only pyramid of strided views.
+    """
     if source.multiscale:  # a pyramid like the image's, read lazily from the same zarr array
         full = source.image.level_shapes[0]
-        data = [data] + [Strided(data, max(1, round(full[0] / s[0]))) for s in source.image.level_shapes[1:]]
+        data = [labels.array] + [Strided(labels.array, max(1, round(full[0] / s[0])))
+                                 for s in source.image.level_shapes[1:]]  # fmt: skip
+    else:
+        data = PaintableLabels(labels)
     layer = unwrap(viewer.add_labels(data, name=names.LABELS, scale=source.scale, translate=source.translate))
-    layer.editable = False  # edit through samkit (erase, undo) so the journal and autosave stay right
+    layer.editable = not source.multiscale
     return layer
 
 

@@ -33,6 +33,7 @@ ACTIONS = (
     ("point_mode", "Points", "clicks add points (the points layer in add mode)"),
     ("box_mode", "Box", "the next drag draws a box around an object (the box layer, rectangle tool)"),
     ("erase_under_cursor", "Erase", "the next click erases the object under it"),
+    ("edit_mode", "Paint", "napari's labels tools on the committed objects (paint, erase, fill): one undo step each"),
     ("commit", "Commit", "commit the current object as a new label"),
     ("next_label", "Next label", "start a new object (drop the prompts)"),
     ("clear", "Clear", "clear the prompts and the preview"),
