@@ -144,6 +144,24 @@ def default_model() -> ModelChoice:
     return ModelChoice(CLASSICAL, note)
 
 
+def model_choices() -> list[tuple[str, str]]:
+    """(value, label) of the models a model picker offers: the classical fallback, then the registry, cached first."""
+    from .models.registry import list_models
+
+    names = sorted(list_models(), key=lambda name: not _cached(name))
+    return [(CLASSICAL, "classical (no weights; not SAM)")] + [
+        (name, f"{name} ({'downloaded' if _cached(name) else 'downloads when loaded'})") for name in names
+    ]
+
+
+def describe(model) -> str:
+    """A model as a front end shows it: its name, device and precision (``"SAM vit_b · cuda · bf16"``)."""
+    sam = getattr(model, "sam", model)
+    device = getattr(getattr(sam, "device", None), "type", None) or "cpu"
+    precision = getattr(sam, "precision", None)
+    return " · ".join(str(part) for part in (getattr(model, "name", model), device, precision) if part)
+
+
 def _cached(name: str) -> bool:
     from .models.weights import is_cached
 
