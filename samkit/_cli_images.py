@@ -171,18 +171,15 @@ def _exists(path: str, what: str):
 
 
 def _model(name: str | None):
-    """The model argument: a name as given, else the first cached SAM, else the classical fallback."""
+    """The model argument: a name as given, else the default model (a cached SAM, else the classical fallback)."""
     if name is not None:
         return name
-    from .demo import PREFERRED
-    from .models.weights import is_cached
+    from .interaction import default_model
 
-    cached = next((n for n in PREFERRED if is_cached(n)), None)
-    if cached is None:
-        print("samkit: no SAM checkpoint cached; using the classical fallback (not SAM). "
-              "For SAM: samkit models download vit_b_lm", file=sys.stderr)  # fmt: skip
-        return "classical"
-    return cached
+    model, note = default_model()
+    if note:
+        print(f"samkit: {note}", file=sys.stderr)
+    return model
 
 
 def _cache(folder: str | None):

@@ -15,13 +15,9 @@ from . import data
 from .engine import Mask, Session
 from .labels import LabelImage
 from .measurement import export_table, measure
-from .models.classical import NAME as CLASSICAL_NAME
+from .interaction import CLASSICAL, default_model
 from .models.classical import ClassicalModel
 from .models.loading import load_model
-from .models.weights import cache_dir, is_cached
-
-# registry models tried, in this order, when one is already in the cache
-PREFERRED = ("vit_b_lm", "vit_b", "vit_t_lm", "vit_t", "vit_l_lm", "vit_l", "vit_h")
 
 
 def click_points(labels: np.ndarray) -> np.ndarray:
@@ -35,16 +31,12 @@ def click_points(labels: np.ndarray) -> np.ndarray:
 
 
 def choose_model(model: str | None, device: str = "auto", echo=print):
-    """SAM for ``model`` (or the first cached registry model), else the classical fallback."""
+    """SAM for ``model``, or the default model (:func:`samkit.interaction.default_model`) when None."""
     if model is None:
-        model = next((name for name in PREFERRED if is_cached(name)), None)
-        if model is None:
-            echo(
-                f"No SAM checkpoint in the cache ({cache_dir()}); using the {CLASSICAL_NAME} fallback.\n"
-                "For SAM: `samkit models download vit_b_lm`, or `samkit demo --model /path/to/sam_vit_b_01ec64.pth`."
-            )
-            return ClassicalModel()
-    return load_model(model, device=device)
+        model, note = default_model()
+        if note:
+            echo(f"samkit demo: {note}.")
+    return ClassicalModel() if model == CLASSICAL else load_model(model, device=device)
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, clicks: np.ndarray, alpha: float = 0.4) -> np.ndarray:

@@ -24,7 +24,7 @@ def test_demo_without_checkpoint_uses_classical_fallback(tmp_path, monkeypatch, 
     monkeypatch.setenv("SAMKIT_CACHE_DIR", str(tmp_path / "empty-cache"))
     assert main(["demo", "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
-    assert "No SAM checkpoint" in printed and "not SAM" in printed
+    assert "no SAM checkpoint" in printed and "not SAM" in printed
     labels = tifffile.imread(tmp_path / "out" / "labels.tif")
     image, truth = samkit.data.nuclei()
     assert labels.shape == truth.shape and labels.dtype == np.uint16

@@ -51,8 +51,8 @@ class Page:
         self._event("mouse_up", r1, c1)
         self.annotator.annotation.wait(30)
 
-    def key(self, key):
-        self.send(None, {"event": "key_down", "key": key, "shift_key": False, "ctrl_key": False, "meta_key": False}, [])
+    def key(self, key, shift=False):
+        self.send(None, {"event": "key_down", "key": key, "shift_key": shift, "ctrl_key": False, "meta_key": False}, [])
 
     def wheel(self, dy):
         self.send(None, {"event": "mouse_wheel", "x": 0, "y": dy}, [])
@@ -185,26 +185,37 @@ def test_committed_labels_are_drawn_with_colours_and_outlines(sample):
 
 # -- the annotator driven by canvas events -----------------------------------
 
+def wait_for(condition, timeout=30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def test_clicks_drags_keys_and_buttons_commit_the_ground_truth(sample, tmp_path):
     image, truth, boxes = sample
     annotator = samkit.Annotator(image, OracleModel(truth))
     page = Page(annotator)
     page.click(*innermost(truth, boxes[4], 5))
     np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == 5)
-    page.key("Enter")
+    page.key("c")  # commit (on a thread: the page never waits)
+    wait_for(lambda: "committed object 1" in annotator.controls.status.value)
     ys, xs = np.nonzero(truth == 9)
     page.drag((ys.min() - 1, xs.min() - 1), (ys.max() + 1, xs.max() + 1))  # a box around object 9
     assert annotator.annotation.box is not None and not annotator.annotation.points
     annotator.controls.commit.click()
+    wait_for(lambda: "committed object 2" in annotator.controls.status.value)
     page.click(*innermost(truth, boxes[13], 14))
     annotator.commit()
     expected = np.select([truth == 5, truth == 9, truth == 14], [1, 2, 3], 0)
     np.testing.assert_array_equal(np.asarray(annotator.labels), expected)
 
-    page.key("z")  # undo the last commit
+    page.key("u")  # undo the last commit
     np.testing.assert_array_equal(np.asarray(annotator.labels), np.where(expected == 3, 0, expected))
-    page.key("y")
-    annotator.controls.mode.value = "erase"
+    page.key("U", shift=True)  # redo
+    annotator.controls.mode.value = "remove"
     page.click(*innermost(truth, boxes[8], 9))
     np.testing.assert_array_equal(np.asarray(annotator.labels), np.where(expected == 2, 0, expected))
     assert "erased object 2" in annotator.controls.status.value
@@ -213,8 +224,10 @@ def test_clicks_drags_keys_and_buttons_commit_the_ground_truth(sample, tmp_path)
     reference = samkit.measure(annotator.labels, image, properties=("basic",))
     assert list(table["label"]) == [1, 3]
     assert table.equals(reference) and list(table["area_px2"]) == [(truth == 5).sum(), (truth == 14).sum()]
+    assert list(table["mode"]) == ["clicks", "clicks"] and "class_name" not in table
     annotator.save(tmp_path / "saved")
     np.testing.assert_array_equal(np.asarray(samkit.LabelImage.open(tmp_path / "saved")), np.asarray(annotator.labels))
+    assert annotator.labels.path is None and "saved a copy" in annotator.controls.status.value
 
 
 def test_a_negative_point_cuts_the_object_and_a_box_around_two_keeps_one(real_data):
@@ -228,7 +241,7 @@ def test_a_negative_point_cuts_the_object_and_a_box_around_two_keeps_one(real_da
     inside, near_edge = innermost(truth, ndimage.find_objects(truth)[a - 1], a), farthest_pixel(truth, a)
     page = Page(annotator)
     page.click(*inside)
-    annotator.controls.mode.value = "negative"
+    page.key("g")  # new points: background
     page.click(*near_edge)
     assert annotator.annotation.point_labels == [1, 0]
     shown = annotator.annotation.mask.to_array(truth.shape)
@@ -238,12 +251,13 @@ def test_a_negative_point_cuts_the_object_and_a_box_around_two_keeps_one(real_da
     np.testing.assert_array_equal(shown, expected)
     assert shown[inside] and not shown[near_edge] and (shown <= (truth == a)).all() and shown.sum() < (truth == a).sum()
     # a dragged box around the touching pair gives both; a negative click on one takes it away
-    page.key("Escape")
+    page.key("C", shift=True)  # clear
+    assert not annotator.annotation.has_prompts and "click an object" in annotator.controls.status.value
     ys, xs = np.nonzero(np.isin(truth, [a, b]))
-    annotator.controls.mode.value = "positive"
+    annotator.controls.sign.value = True
     page.drag((ys.min(), xs.min()), (ys.max(), xs.max()))
     np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), np.isin(truth, [a, b]))
-    annotator.controls.mode.value = "negative"
+    annotator.controls.sign.value = False
     page.click(*innermost(truth, ndimage.find_objects(truth)[b - 1], b))
     np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == a)
 
@@ -294,11 +308,11 @@ def test_bad_input_becomes_a_message(sample):
     assert "nothing to commit" in annotator.controls.status.value
     annotator.set_box([100, 100, 100, 180])
     assert "box is empty" in annotator.controls.status.value
-    annotator.controls.mode.value = "erase"
+    annotator.controls.mode.value = "remove"
     page._event("mouse_down", 2, 2)
     page._event("mouse_up", 2, 2)
-    assert "nothing to erase" in annotator.controls.status.value
-    annotator.controls.mode.value = "positive"
+    assert "outside the image" in annotator.controls.status.value
+    annotator.controls.mode.value = "point"
     page.key("F13")  # keys without a meaning are ignored
     annotator.undo()
     assert "nothing to undo" in annotator.controls.status.value
@@ -329,12 +343,12 @@ def test_clicks_during_embedding_and_cancel_never_block_or_raise(sample, monkeyp
     page.click(*innermost(truth, boxes[2], 3), wait=False)  # returns at once: the tile is still embedding
     assert "embedding the tile" in annotator.controls.status.value
     assert annotator.annotation.decoding and annotator.annotation.mask is None
-    annotator.commit()
-    assert "still working" in annotator.controls.status.value
+    annotator.controls.commit.click()  # the commit waits for the decode, on its own thread
+    assert "committing when the object shows" in annotator.controls.status.value
     model.release.set()
-    annotator.annotation.wait(30)
-    np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == 3)
-    assert "object:" in annotator.controls.status.value
+    wait_for(lambda: annotator.labels.objects)
+    np.testing.assert_array_equal(np.asarray(annotator.labels) == 1, truth == 3)
+    wait_for(lambda: "committed object 1" in annotator.controls.status.value)
 
     model.release.clear()
     model.started.clear()

@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable
 
 import numpy as np
 
-from ..errors import InvalidLabelError, InvalidPromptError, SamkitError
+from ..errors import InvalidLabelError, InvalidPromptError, NotReadyError, SamkitError
 from ..labels import LabelImage
 from ..prompts import check_boxes, check_points
 from .mask import Mask
@@ -208,21 +209,31 @@ class Annotation:
 
     # -- labels ----------------------------------------------------------------
 
-    def commit(self, label: int | None = None) -> int:
+    def commit(self, label: int | None = None, *, timeout: float | None = None) -> int:
         """Write the current mask into the labels as ``label`` (default: the next id); clear the prompts.
+
+        Waits for the decode under way first (at most ``timeout`` seconds; None: as long as it
+        takes). The object's ``mode`` attribute says which prompts made it ("clicks", "box", "box+clicks").
 
         Raises
         ------
         InvalidLabelError
             There is no current mask (no prompt, or the object was not found).
+        NotReadyError
+            The decode was still running after ``timeout`` seconds; nothing was committed.
         """
-        self.wait()
+        try:
+            self.wait(timeout)
+        except FutureTimeout as e:
+            raise NotReadyError(f"the object is still being worked out after {timeout:g} s (its tile may still be "
+                                "embedding); nothing was committed: commit again when it shows") from e  # fmt: skip
         with self._lock:
-            mask = self.mask
+            mask, points, box = self.mask, bool(self.points), self.box is not None
         if mask is None:
             raise InvalidLabelError("nothing to commit: add a point or a box on an object first")
         chosen = label if label is not None else self.label
-        written = self.labels.commit(mask, chosen, overwrite=self.overwrite)
+        mode = "box+clicks" if box and points else "box" if box else "clicks"
+        written = self.labels.commit(mask, chosen, overwrite=self.overwrite, attributes={"mode": mode})
         self.label = None
         self.clear()
         return written

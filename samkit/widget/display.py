@@ -29,6 +29,7 @@ READ_BUDGET = 8 * 2**20  # most source pixels read for one frame before a coarse
 BACKGROUND = np.array([40, 40, 40], np.uint8)  # canvas outside the image
 FILL_ALPHA, EDGE_ALPHA = 110, 255
 PREVIEW_RGB = np.array([255, 214, 0], np.uint8)  # the object being prompted
+HIGHLIGHT_RGBA = np.array([255, 255, 255, 255], np.uint8)  # the outline of the selected object
 
 
 def label_palette(n: int = 256) -> np.ndarray:
@@ -265,8 +266,9 @@ class LabelDisplay:
             return np.zeros(inside.shape, np.int64)
         return np.where(inside, values, 0).astype(np.int64)
 
-    def render(self, viewport: Viewport, rows: slice | None = None, cols: slice | None = None) -> np.ndarray:
-        return rgba_of_ids(self.ids(viewport, rows, cols))
+    def render(self, viewport: Viewport, rows: slice | None = None, cols: slice | None = None, *,
+               opacity: float = 1.0, highlight: int | None = None) -> np.ndarray:  # fmt: skip
+        return rgba_of_ids(self.ids(viewport, rows, cols), opacity=opacity, highlight=highlight)
 
     def close(self) -> None:
         if self.overview is not None:
@@ -283,13 +285,19 @@ def edges(ids: np.ndarray) -> np.ndarray:
     return edge & (ids > 0)
 
 
-def rgba_of_ids(ids: np.ndarray) -> np.ndarray:
+def rgba_of_ids(ids: np.ndarray, *, opacity: float = 1.0, highlight: int | None = None) -> np.ndarray:
+    """(h, w, 4) RGBA of label ids: fill and outline in the id's colour, times ``opacity``; ``highlight``: outlined white."""
     rgba = PALETTE[_palette_index(ids)]
-    rgba[edges(ids), 3] = EDGE_ALPHA
+    outline = edges(ids)
+    rgba[outline, 3] = EDGE_ALPHA
+    if opacity < 1:
+        rgba[..., 3] = (rgba[..., 3] * opacity).astype(np.uint8)
+    if highlight:
+        rgba[outline & (ids == highlight)] = HIGHLIGHT_RGBA
     return rgba
 
 
-def render_mask(mask, viewport: Viewport):
+def render_mask(mask, viewport: Viewport, opacity: float = 1.0):
     """The preview of ``mask`` (a :class:`samkit.Mask`): ((h, w, 4) RGBA, canvas (row, col)), or None off screen."""
     if mask is None or mask.empty:
         return None
@@ -304,6 +312,6 @@ def render_mask(mask, viewport: Viewport):
     values = mask.crop[np.clip(iy, 0, y1 - y0 - 1)[:, None], np.clip(ix, 0, x1 - x0 - 1)[None, :]] & okay
     rgba = np.zeros(values.shape + (4,), np.uint8)
     rgba[values, :3] = PREVIEW_RGB
-    rgba[values, 3] = FILL_ALPHA
-    rgba[edges(values.astype(np.int64)), 3] = EDGE_ALPHA
+    rgba[values, 3] = FILL_ALPHA * opacity
+    rgba[edges(values.astype(np.int64)), 3] = EDGE_ALPHA * opacity
     return rgba, (r0, c0)

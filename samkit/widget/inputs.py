@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from ..engine.session import Session
-from ..errors import CheckpointError, DownloadError, InvalidLabelError
+from ..errors import InvalidLabelError
+from ..interaction import default_model
 from ..intensity import sample_pixels
 from ..labels import LabelImage
 from .controls import Controls
 
-log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "vit_b"
-
 
 def session_for(image, model, options) -> tuple[Session, str]:
-    """(session, note): ``note`` says why the model is not the one asked for (empty: it is)."""
+    """(session, note): ``note`` says why the model is not SAM when none was given (empty: it is)."""
     if isinstance(image, Session):
         return image, ""
     if model is not None:
         return Session(image, model, **options), ""
-    try:
-        return Session(image, DEFAULT_MODEL, **options), ""
-    except (DownloadError, CheckpointError) as e:
-        log.warning("SAM weights unavailable (%s): using the classical model", e)
-        note = f"SAM {DEFAULT_MODEL} weights unavailable, using the classical model (not SAM)"
-        return Session(image, "classical", **options), note
+    model, note = default_model()  # never a download the user did not ask for
+    return Session(image, model, **options), note
 
 
 def label_image(labels, autosave, shape) -> LabelImage:

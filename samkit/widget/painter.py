@@ -20,7 +20,7 @@ from .viewport import Viewport
 
 IMAGE, LABELS, OBJECT, PROMPTS = range(4)  # layers of the main canvas
 MINIMAP_SIDE = 180
-POSITIVE, NEGATIVE, BOX, RUBBER_BAND, FRAME = "#20e040", "#ff3030", "#ffd600", "#ffffff", "#ff3030"
+POSITIVE, NEGATIVE, BOX, RUBBER_BAND, FRAME, STROKE = "#20e040", "#ff3030", "#ffd600", "#ffffff", "#ff3030", "#00e5ff"
 
 
 def canvas(layers: int, shape, css_class: str) -> MultiCanvas:
@@ -44,6 +44,19 @@ class Painter:
         self.canvas = canvas(4, viewport.canvas_shape, "samkit-canvas")
         self.minimap = canvas(2, (max(1, round(h * scale)), max(1, round(w * scale))), "samkit-minimap")
         self.lock = threading.RLock()
+        self.labels_opacity, self.preview_opacity = 1.0, 1.0  # 0 hides the layer
+        self.highlight: int | None = None  # the selected object, outlined
+        self.stroke: list[tuple[float, float]] = []  # canvas (row, col) of the brush stroke being drawn
+        self.stroke_radius = 0.0  # in canvas pixels
+
+    def resize(self, canvas_shape) -> None:
+        """Give the canvas a new (height, width) (its CSS size too, so mouse coordinates stay 1:1), then redraw."""
+        h, w = (int(n) for n in canvas_shape)
+        with self.lock:
+            self.viewport.canvas_shape = (h, w)
+            self.canvas.width, self.canvas.height = w, h
+            self.canvas.layout.width, self.canvas.layout.height = f"{w}px", f"{h}px"
+        self.all()
 
     @property
     def whole(self) -> Viewport:
@@ -54,7 +67,7 @@ class Painter:
         """Every layer, for the current view."""
         with self.lock, hold_canvas():
             self._put(IMAGE, self.image_display.render(self.viewport))
-            self._put(LABELS, self.label_display.render(self.viewport))
+            self._labels()
             self._object(self.annotation.mask)
             self._prompts()
             self._minimap()
@@ -71,7 +84,12 @@ class Painter:
             return
         r0, c0, r1, c1 = rect
         with self.lock, hold_canvas():
-            self._put(LABELS, self.label_display.render(self.viewport, slice(r0, r1), slice(c0, c1)), (r0, c0))
+            self._labels(slice(r0, r1), slice(c0, c1))
+
+    def labels_layer(self) -> None:
+        """The whole labels layer (after its opacity or the highlighted object changed)."""
+        with self.lock, hold_canvas():
+            self._labels()
 
     def object(self, mask) -> None:
         with self.lock, hold_canvas():
@@ -87,9 +105,16 @@ class Painter:
         target.clear_rect(at[1], at[0], pixels.shape[1], pixels.shape[0])  # pixels blend: clear first
         target.put_image_data(pixels, at[1], at[0])
 
+    def _labels(self, rows: slice | None = None, cols: slice | None = None) -> None:
+        if self.labels_opacity <= 0:
+            self.canvas[LABELS].clear()
+            return
+        pixels = self.label_display.render(self.viewport, rows, cols, opacity=self.labels_opacity, highlight=self.highlight)
+        self._put(LABELS, pixels, (rows.start if rows else 0, cols.start if cols else 0))
+
     def _object(self, mask) -> None:
         self.canvas[OBJECT].clear()
-        drawn = render_mask(mask, self.viewport)
+        drawn = render_mask(mask, self.viewport, self.preview_opacity) if self.preview_opacity > 0 else None
         if drawn is not None:
             rgba, (row, col) = drawn
             self.canvas[OBJECT].put_image_data(rgba, col, row)
@@ -110,6 +135,11 @@ class Painter:
                 r1, c1 = self.viewport.to_canvas(box[2], box[3])
                 layer.stroke_style, layer.line_width = colour, 2
                 layer.stroke_rect(c0, r0, c1 - c0, r1 - r0)
+        if self.stroke:
+            layer.fill_style, layer.global_alpha = STROKE, 0.5
+            for row, col in self.stroke:
+                layer.fill_circle(col, row, max(self.stroke_radius, 1.0))
+            layer.global_alpha = 1.0
 
     def _minimap(self) -> None:
         whole = self.whole

@@ -8,11 +8,13 @@ from ..errors import EmbeddingCancelled
 
 
 class EmbeddingProgress:
-    """Shows an :class:`samkit.EmbedJob`'s tiles done, time left, or why it stopped, on ``controls``."""
+    """Shows the windows of ``session`` embedded (cached ones too), and the newest job's time left or why it stopped."""
 
-    def __init__(self, controls):
+    def __init__(self, controls, session):
         self.controls = controls
+        self.session = session
         self.job = None  # the job shown
+        self.show(None)
 
     def track(self, start) -> None:
         """Show the progress of the job ``start(progress_callback)`` returns (and of no older one)."""
@@ -35,8 +37,12 @@ class EmbeddingProgress:
 
     def show(self, job) -> None:
         c = self.controls
-        c.progress.max, c.progress.value = max(job.total, 1), job.done
-        if isinstance(job.error, EmbeddingCancelled):
+        embedded = self.session.embedded()
+        done, total = int(embedded.sum()), int(embedded.size)
+        c.progress.max, c.progress.value = max(total, 1), done
+        if job is None:
+            state = ""
+        elif isinstance(job.error, EmbeddingCancelled):
             state = " · cancelled"
         elif job.error is not None:
             state = f" · stopped: {job.error}"
@@ -44,4 +50,4 @@ class EmbeddingProgress:
             state = f" · about {job.eta:.0f} s left"
         else:
             state = ""
-        c.progress_text.value = html.escape(f"tiles embedded {job.done}/{job.total}{state}", quote=False)
+        c.progress_text.value = html.escape(f"windows embedded {done}/{total}{state}", quote=False)
