@@ -89,7 +89,7 @@ def messages(notes, severity=None) -> list[str]:
 def start(widget, qtbot, model, **options):
     """Start a session on the chosen layer with ``model`` and wait for it; returns the Annotator."""
     for name, value in options.items():
-        getattr(widget, name).setValue(value)
+        getattr(widget.form, name).setValue(value)
     worker = widget.start(model=model)
     assert worker is not None
     qtbot.waitUntil(lambda: widget.annotator is not None or widget.starting is None, timeout=30_000)
@@ -122,3 +122,16 @@ def wait_idle(qtbot, annotator, timeout: int = 20_000) -> None:
 def press(viewer, key: str) -> None:
     """Press ``key`` as napari's key handler does for the active layer and the viewer."""
     assert viewer.window._qt_viewer._key_map_handler.press_key(key), f"{key} is not bound"
+
+
+def assert_table(table, reference, labels) -> None:
+    """``table`` is ``reference`` (a measurement of plain labels) plus one column per object attribute of
+    ``labels`` (each commit records its score and mode), in any order."""
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(table[list(reference.columns)], reference)
+    extra = [c for c in table.columns if c not in reference.columns]
+    attributes = labels.attributes
+    assert sorted(extra) == sorted({name for values in attributes.values() for name in values})
+    for name in extra:
+        assert list(table[name]) == [attributes.get(int(label), {}).get(name) for label in table["label"]], name

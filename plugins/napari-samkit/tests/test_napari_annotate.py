@@ -8,7 +8,7 @@ from samkit.testing import OracleModel
 
 from napari_helpers import dsb, notes, widget  # noqa: F401 (fixtures)
 from napari_helpers import (
-    SCALE, TRANSLATE, click, innermost, largest, messages, no_traceback, press, start, wait_for_preview, wait_idle,
+    SCALE, TRANSLATE, assert_table, click, innermost, largest, messages, no_traceback, press, start, wait_for_preview, wait_idle,
 )  # fmt: skip
 
 IMAGE_ID = "472b1c5ff988"  # 512 x 680, 91 nuclei: one default window
@@ -33,7 +33,7 @@ def test_points_preview_commit_undo_measure(annotating, qtbot, tmp_path, notes):
         wait_for_preview(qtbot, annotator, truth == gt_id)  # the preview is exactly the object
         # one way per object: button, key on the points layer, key with the labels layer active
         if new_id == 1:
-            widget.buttons["commit"].click()
+            widget.annotate.buttons["commit"].click()
         elif new_id == 2:
             viewer.layers.selection.active = annotator.points
             press(viewer, "C")
@@ -53,21 +53,18 @@ def test_points_preview_commit_undo_measure(annotating, qtbot, tmp_path, notes):
     expected[expected == 3] = 0
     np.testing.assert_array_equal(np.asarray(annotator.labels_layer.data), expected)
 
-    widget.measure_button.click()
+    widget.measure.measure_button.click()
     qtbot.waitUntil(lambda: annotator.table is not None, timeout=20_000)
     reference = samkit.measure(expected, samkit.open_image(image, spacing=SCALE[0]))
-    # plus one column per object attribute: each commit records its predicted score
-    scores = [annotator.labels.attributes[label]["score"] for label in (1, 2)]
-    reference["score"] = scores
-    pd.testing.assert_frame_equal(annotator.table, reference)
+    assert_table(annotator.table, reference, annotator.labels)
     assert list(annotator.table["label"]) == [1, 2]
     features = annotator.labels_layer.features  # the table, plus napari's ``index`` column (= label id)
     np.testing.assert_array_equal(features["index"], [1, 2])
-    pd.testing.assert_frame_equal(features.drop(columns="index"), reference)
-    assert widget.table_view.rowCount() == 2 and widget.table_view.cell_text(1, 0) == "2"
+    assert_table(features.drop(columns="index"), reference, annotator.labels)
+    assert widget.measure.table_view.rowCount() == 2 and widget.measure.table_view.cell_text(1, 0) == "2"
 
-    written = widget.export_csv(tmp_path / "objects.csv")
-    pd.testing.assert_frame_equal(samkit.read_table(written), reference, check_dtype=False)
+    written = widget.measure.export_csv(tmp_path / "objects.csv")
+    pd.testing.assert_frame_equal(samkit.read_table(written), annotator.table, check_dtype=False)
     no_traceback(notes)
 
 
@@ -101,7 +98,7 @@ def test_box_negative_points_erase_redo_next_label(annotating, qtbot, notes):
     assert annotator.annotation.labels.next_label == 2
     click(annotator, *innermost(truth, second))
     wait_for_preview(qtbot, annotator, truth == second)
-    widget.buttons["commit"].click()
+    widget.annotate.buttons["commit"].click()
     wait_idle(qtbot, annotator)
 
     y, x = innermost(truth, first)  # erase the first object with the key, under the mouse
@@ -133,7 +130,7 @@ def test_moving_and_removing_points_decode_again(annotating, qtbot):
     layer.mode = "select"  # a user selects a point to flip it (in add mode G changes only new points)
     layer.selected_data = {0}
     press(widget.viewer, "G")  # flips the selected point to background: now the second point's object
-    assert annotator.annotation.point_labels == [0, 1] and widget.negative.isChecked()
+    assert annotator.annotation.point_labels == [0, 1] and widget.annotate.negative.isChecked()
     wait_for_preview(qtbot, annotator, truth == a)
     layer.selected_data = {0}
     layer.remove_selected()

@@ -75,13 +75,13 @@ def test_a_wrong_or_missing_checkpoint_is_a_short_error(widget, qtbot, dsb, tmp_
     bad = tmp_path / "sam_vit_b.pth"
     bad.write_bytes(b"this is not a checkpoint" * 100)
     for path, expected in ((bad, "sam_vit_b.pth"), (tmp_path / "missing.pth", "does not exist")):
-        widget.model_box.setEditText(str(path))
-        assert widget.model_value() == str(path)
+        widget.form.model_box.setEditText(str(path))
+        assert widget.form.model_value() == str(path)
         widget.start()
         qtbot.waitUntil(lambda: widget.starting is None, timeout=30_000)
         errors = messages(notes, "error")
         assert errors and errors[-1].startswith("start: ") and expected in errors[-1]
-        assert widget.annotator is None and widget.start_button.isEnabled()
+        assert widget.annotator is None and widget.form.start_button.isEnabled()
         assert "could not start" in widget.status.text()
     no_traceback(notes)
 
@@ -102,7 +102,7 @@ def test_image_layer_removed_while_embedding(widget, qtbot, dsb, notes):
     names = [lay.name for lay in widget.viewer.layers]
     assert names == ["samkit labels"]  # prompts and preview went; the committed objects stay
     np.testing.assert_array_equal(np.asarray(widget.viewer.layers["samkit labels"].data) == 1, first)
-    assert not widget.measure_button.isEnabled()
+    assert not widget.measure.measure_button.isEnabled()
     no_traceback(notes)
 
 
@@ -111,7 +111,7 @@ def test_no_image_layer_and_bad_options(widget, qtbot, dsb, notes):
     assert messages(notes, "warning")[-1] == "samkit: add an image layer first"
     image, truth = dsb(IMAGE_ID)
     widget.viewer.add_image(image, rgb=True)
-    widget.level.setValue(3)  # a flat image has one pyramid level
+    widget.form.level.setValue(3)  # a flat image has one pyramid level
     widget.start(model=OracleModel(truth))
     qtbot.waitUntil(lambda: widget.starting is None, timeout=30_000)
     assert widget.annotator is None and "level=3" in messages(notes, "error")[-1]

@@ -11,7 +11,7 @@ from scipy import ndimage
 from samkit.testing import OracleModel, mosaic
 
 from napari_helpers import dsb, notes, widget  # noqa: F401 (fixtures)
-from napari_helpers import click, innermost, no_traceback, start, wait_for_preview, wait_idle
+from napari_helpers import assert_table, click, innermost, no_traceback, start, wait_for_preview, wait_idle
 
 IMAGES = ("ade080c6618c", "1d9eacb3161f", "472b1c5ff988")  # real DSB2018 nuclei, tiled into one 1200 x 1500 scene
 
@@ -34,13 +34,12 @@ def test_defaults_click_commit_measure(widget, qtbot, dsb, notes):
     for new_id, gt_id in enumerate((first, corner, crossing), start=1):
         click(annotator, *innermost(truth, gt_id))
         wait_for_preview(qtbot, annotator, truth == gt_id)  # the preview is exactly the object
-        widget.buttons["commit"].click()
+        widget.annotate.buttons["commit"].click()
         wait_idle(qtbot, annotator)
         expected[truth == gt_id] = new_id
     np.testing.assert_array_equal(np.asarray(annotator.labels_layer.data), expected)
 
-    widget.measure_button.click()
+    widget.measure.measure_button.click()
     qtbot.waitUntil(lambda: annotator.table is not None, timeout=20_000)
-    # the table of the labels, plus the score each commit recorded as an object attribute
-    pd.testing.assert_frame_equal(annotator.table.drop(columns="score"), samkit.measure(expected, image))
+    assert_table(annotator.table, samkit.measure(expected, image), annotator.labels)
     no_traceback(notes)

@@ -49,7 +49,7 @@ def test_event_loop_runs_while_embedding_and_cancel_stops_it(widget, qtbot, dsb,
     annotator = start(widget, qtbot, model, tile_size=128, halo=8)
     total = int(np.prod(annotator.session.grid.grid_shape))
 
-    widget.embed_all_button.click()
+    widget.form.embed_all_button.click()
     (job, worker), = annotator.embedder.jobs
     assert job.total == total and not job.finished
     ticks, unfinished_ticks = [], []
@@ -67,7 +67,7 @@ def test_event_loop_runs_while_embedding_and_cancel_stops_it(widget, qtbot, dsb,
 
     main = threading.main_thread()
     assert all(t is not main for t in threading.enumerate() if t.name.startswith("samkit-embed"))
-    widget.cancel_button.click()
+    widget.form.cancel_button.click()
     qtbot.waitUntil(lambda: job.finished, timeout=10_000)
     qtbot.waitUntil(lambda: not annotator.embedder.jobs, timeout=10_000)  # the worker ended and was forgotten
     timer.stop()
@@ -91,7 +91,7 @@ def test_embed_view_embeds_the_windows_in_view(widget, qtbot, dsb):
     region = annotator.embedder.visible_region()
     assert region is not None and region[0] <= 100 < region[2] and region[1] <= 150 < region[3]
     assert (region[2] - region[0]) * (region[3] - region[1]) < truth.size / 4
-    widget.embed_view_button.click()
+    widget.form.embed_view_button.click()
     (job, _), = annotator.embedder.jobs
     qtbot.waitUntil(lambda: job.finished, timeout=20_000)
     embedded = {tuple(i) for i in np.argwhere(annotator.session.embedded())}

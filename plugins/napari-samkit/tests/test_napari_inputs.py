@@ -9,7 +9,7 @@ import zarr
 from samkit.testing import OracleModel
 
 from napari_helpers import dsb, notes, widget  # noqa: F401 (fixtures)
-from napari_helpers import innermost, largest, messages, no_traceback, start, wait_for_preview, wait_idle
+from napari_helpers import assert_table, innermost, largest, messages, no_traceback, start, wait_for_preview, wait_idle
 
 IMAGE_ID = "1d9eacb3161f"  # 524 x 348, 115 nuclei
 
@@ -37,8 +37,8 @@ def test_16bit_channel_layers_are_stacked_and_measured_per_channel(widget, qtbot
     viewer = widget.viewer
     viewer.add_image(dna, name="DNA", scale=(0.25, 0.25))
     viewer.add_image(other, name="membrane", scale=(0.25, 0.25))
-    widget.image_box.setCurrentIndex(0)
-    widget.channel_list.item(1).setCheckState(widget.channel_list.item(1).checkState().__class__.Checked)
+    widget.form.image_box.setCurrentIndex(0)
+    widget.form.channel_list.item(1).setCheckState(widget.form.channel_list.item(1).checkState().__class__.Checked)
     annotator = start(widget, qtbot, OracleModel(truth))
     assert annotator.session.image.shape == (*truth.shape, 2)
     expected = commit_largest(qtbot, annotator, truth, 2)
@@ -47,7 +47,7 @@ def test_16bit_channel_layers_are_stacked_and_measured_per_channel(widget, qtbot
     annotator.measure()
     qtbot.waitUntil(lambda: annotator.table is not None, timeout=20_000)
     reference = samkit.measure(expected, np.stack([dna, other], -1), spacing=0.25, channel_names=["DNA", "membrane"])
-    pd.testing.assert_frame_equal(annotator.table.drop(columns="score"), reference)  # + each commit's score
+    assert_table(annotator.table, reference, annotator.labels)
     columns = list(reference.columns)
     assert any(c.endswith("_DNA") for c in columns) and any(c.endswith("_membrane") for c in columns)
     no_traceback(notes)
@@ -93,7 +93,7 @@ def test_dask_layer_and_autosave(widget, qtbot, dsb, tmp_path, autosave, notes):
     image, truth = dsb(IMAGE_ID)
     widget.viewer.add_image(da.from_array(image, chunks=(100, 100, 3)), rgb=True, name="lazy")
     if autosave:
-        widget.autosave.setText(str(tmp_path / "objects"))
+        widget.form.autosave.setText(str(tmp_path / "objects"))
     annotator = start(widget, qtbot, OracleModel(truth))
     expected = commit_largest(qtbot, annotator, truth, 2)
     np.testing.assert_array_equal(np.asarray(annotator.labels_layer.data), expected)

@@ -37,7 +37,7 @@ def test_napari_discovers_the_plugin_and_its_widget_works(make_napari_viewer, qt
     dock, widget = viewer.window.add_plugin_dock_widget("napari-samkit", "samkit annotator")
     assert isinstance(widget, AnnotatorWidget)
     image_layer, truth_layer = viewer.open_sample("napari-samkit", "nuclei_with_truth")
-    assert widget.image_box.count() == 1 and widget.image_box.currentText() == "nuclei"
+    assert widget.form.image_box.count() == 1 and widget.form.image_box.currentText() == "nuclei"
     truth = np.asarray(truth_layer.data)
     annotator = start(widget, qtbot, OracleModel(truth))
     target = largest(truth, 1)[0]

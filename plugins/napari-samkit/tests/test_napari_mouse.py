@@ -7,6 +7,7 @@ which hands the plugin proxied viewers and layers) in a shown viewer.
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
+from samkit.interaction import KEYS
 from samkit.testing import OracleModel
 
 from napari_helpers import dsb, notes  # noqa: F401 (fixtures)
@@ -56,8 +57,8 @@ def test_box_mode_from_the_plugin_draws_the_dragged_box_and_keeps_the_camera(ses
     ways = {  # the script first: it activates the box layer while that is still in napari's pan-zoom mode
         "script": lambda: (setattr(viewer.layers.selection, "active", annotator.box),
                            setattr(annotator.box, "mode", "add_rectangle")),  # fmt: skip
-        "key": lambda: key(viewer, "R"),
-        "button": lambda: qtbot.mouseClick(widget.buttons["box_mode"], Qt.MouseButton.LeftButton),
+        "key": lambda: key(viewer, KEYS["box_mode"]),
+        "button": lambda: qtbot.mouseClick(widget.annotate.buttons["box_mode"], Qt.MouseButton.LeftButton),
     }
     for number, ((way, enter), label) in enumerate(zip(ways.items(), largest(truth, 3)), start=1):
         box, corner0, corner1 = frame(truth, label)
@@ -70,44 +71,44 @@ def test_box_mode_from_the_plugin_draws_the_dragged_box_and_keeps_the_camera(ses
         wait_for_preview(qtbot, annotator, truth == label)
         assert tuple(viewer.camera.center) == centre and viewer.camera.zoom == zoom, way
         assert annotator.box.mode == "add_rectangle" and len(annotator.box.data) == 1, way
-        if way != "script":  # the plugin's box mode returns to points once the box is drawn
-            qtbot.waitUntil(lambda: viewer.layers.selection.active is annotator.points)
-            assert annotator.points.mode == "add"
-        key(viewer, "C")
+        key(viewer, KEYS["commit"])
         wait_idle(qtbot, annotator)
+        assert viewer.layers.selection.active is annotator.box  # box mode stays, as in Jupyter
+        key(viewer, KEYS["point_mode"])
+        assert viewer.layers.selection.active is annotator.points and annotator.points.mode == "add"
         np.testing.assert_array_equal(np.asarray(annotator.labels_layer.data) == number, truth == label)
     no_traceback(notes)
 
 
 def test_clicks_and_keys_measure_table_and_status_follow_undo_and_erase(session, qtbot, notes):
-    """Points clicked on the canvas, C commits; once measured, the table and the status line follow
+    """Points clicked on the canvas, the commit key commits; once measured, the table and the status line follow
     every undo, redo and erase (they used to keep deleted objects and "measured 2 object(s)")."""
     viewer, widget, annotator, truth = session
     chosen = largest(truth, 2)
     for label in chosen:
         click(viewer, world(*innermost(truth, label)))
         wait_for_preview(qtbot, annotator, truth == label)
-        key(viewer, "C")
+        key(viewer, KEYS["commit"])
         wait_idle(qtbot, annotator)
-    qtbot.mouseClick(widget.measure_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: widget.table_view.rowCount() == 2, timeout=20_000)
+    qtbot.mouseClick(widget.measure.measure_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.measure.table_view.rowCount() == 2, timeout=20_000)
     assert widget.status.text() == "measured 2 object(s)"
 
     def table_lists(*labels):
-        qtbot.waitUntil(lambda: not annotator.measurements.running and widget.table_view.rowCount() == len(labels),
+        qtbot.waitUntil(lambda: not annotator.measurements.running and widget.measure.table_view.rowCount() == len(labels),
                         timeout=20_000)  # fmt: skip
         assert list(annotator.table["label"]) == list(labels)
-        assert [widget.table_view.cell_text(i, 0) for i in range(len(labels))] == [str(v) for v in labels]
+        assert [widget.measure.table_view.cell_text(i, 0) for i in range(len(labels))] == [str(v) for v in labels]
         np.testing.assert_array_equal(annotator.labels_layer.features["index"], labels)
 
-    key(viewer, "U")  # undoes the commit of object 2
+    key(viewer, KEYS["undo"])  # undoes the commit of object 2
     table_lists(1)
     assert "measured" not in widget.status.text() and "1 object" in widget.status.text()
-    key(viewer, "Shift-U")
+    key(viewer, KEYS["redo"])
     table_lists(1, 2)
     assert "redone" in widget.status.text()
     move(viewer, world(*innermost(truth, chosen[0])))  # erase object 1, under the mouse
-    key(viewer, "Shift-E")
+    key(viewer, KEYS["erase_object"])
     table_lists(2)
     assert widget.status.text().startswith("erased object 1")
     no_traceback(notes)

@@ -8,6 +8,7 @@ journal (undo, redo, autosave).
 
 import numpy as np
 import samkit
+from samkit.interaction import KEYS
 from samkit.testing import OracleModel
 
 from napari_helpers import dsb, notes  # noqa: F401 (fixtures)
@@ -25,13 +26,13 @@ def test_paint_erase_fill_are_napari_s_and_journaled(make_napari_viewer, qtbot, 
     viewer.add_image(image, rgb=True)
     widget = AnnotatorWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget.autosave.setText(str(tmp_path / "objects"))
+    widget.form.autosave.setText(str(tmp_path / "objects"))
     annotator = start(widget, qtbot, OracleModel(truth))
     first, second = largest(truth, 2)
     for label in (first, second):
         click(viewer, innermost(truth, label))
         wait_for_preview(qtbot, annotator, truth == label)
-        key(viewer, "C")
+        key(viewer, KEYS["commit"])
         wait_idle(qtbot, annotator)
     layer = annotator.labels_layer
     reference = viewer.add_labels(np.asarray(layer.data).copy(), name="napari's own")
@@ -41,17 +42,21 @@ def test_paint_erase_fill_are_napari_s_and_journaled(make_napari_viewer, qtbot, 
     qtbot.wait(50)
 
     (y1, x1), (y2, x2) = innermost(truth, first), innermost(truth, second)
-    gestures = [  # (tool, label, what the mouse does)
-        ("paint", 1, lambda: drag(viewer, (y1, x1), (y2, x2))),  # object 1 grows a bridge to object 2
-        ("erase", 0, lambda: drag(viewer, (y2 - 6, x2), (y2 + 6, x2))),  # a cut through object 2
-        ("fill", 7, lambda: click(viewer, (y1, x1))),  # object 1 (and its bridge) becomes object 7
+    gestures = [  # (napari's tool, samkit's name of it, label, what the mouse does)
+        ("paint", "brush", 1, lambda: drag(viewer, (y1, x1), (y2, x2))),  # object 1 grows a bridge to object 2
+        ("erase", "eraser", 0, lambda: drag(viewer, (y2 - 6, x2), (y2 + 6, x2))),  # a cut through object 2
+        ("fill", "fill", 7, lambda: click(viewer, (y1, x1))),  # object 1 (and its bridge) becomes object 7
     ]
     steps = len(annotator.labels.log)
-    for tool, label, gesture in gestures:
-        for target in (reference, layer):
-            viewer.layers.selection.active = target
-            target.mode, target.selected_label, target.brush_size = tool, label, 5
-            gesture()
+    for tool, name, label, gesture in gestures:
+        viewer.layers.selection.active = reference
+        reference.mode, reference.selected_label, reference.brush_size = tool, label, 5
+        gesture()
+        viewer.layers.selection.active = layer  # the samkit layer: napari's own keys pick the tool
+        layer.selected_label, layer.brush_size = label, 5
+        key(viewer, KEYS[name])
+        assert layer.mode == tool
+        gesture()
         np.testing.assert_array_equal(np.asarray(layer.data), reference.data, err_msg=tool)
         steps += 1
         assert len(annotator.labels.log) == steps and annotator.labels.log[-1]["op"] == "paint", tool
@@ -65,11 +70,11 @@ def test_paint_erase_fill_are_napari_s_and_journaled(make_napari_viewer, qtbot, 
     key(viewer, "Control-Z")  # napari's undo key on the labels layer: samkit's journal, one gesture
     qtbot.waitUntil(lambda: not np.array_equal(np.asarray(layer.data), edited))
     assert sorted(annotator.labels.objects) == [1, 2]
-    key(viewer, "U")
-    key(viewer, "U")
+    key(viewer, KEYS["undo"])
+    key(viewer, KEYS["undo"])
     np.testing.assert_array_equal(np.asarray(layer.data), committed)
-    key(viewer, "Shift-U")
-    key(viewer, "Shift-U")
+    key(viewer, KEYS["redo"])
+    key(viewer, KEYS["redo"])
     key(viewer, "Control-Shift-Z")
     np.testing.assert_array_equal(np.asarray(layer.data), edited)
     no_traceback(notes)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtCore import QObject, QTimer, Signal
-from samkit import Annotation, LabelImage
+from qtpy.QtCore import QObject, Signal
+from samkit import Annotation, LabelImage, interaction
 from samkit.errors import SamkitError
+from samkit.interaction import KEYS
 
 from . import _keys, _layers
 from ._embedding import Embedder
@@ -52,8 +53,9 @@ class Annotator(QObject):
 
     status = Signal(str)  # one line for the widget
     sign_changed = Signal(bool)  # True: new points mark the object
-    mode_changed = Signal(str)  # "points", "box", "erase" or "edit"
+    mode_changed = Signal(str)  # "points", "box", "erase_object" (a click erases), or napari's "paint", "erase", "fill"
     measured = Signal(object)  # the measurement table
+    labels_changed = Signal(object)  # the changed box (main thread): any change of the labels or their attributes
     closed = Signal(str)  # why the annotator stopped
     _preview_ready = Signal(object, object)  # mask, error: from the decode thread
     _labels_changed = Signal(object)  # bbox: from whichever thread changed the labels
@@ -65,8 +67,7 @@ class Annotator(QObject):
         self.annotation = Annotation(session, self.labels, background=True)
         self.points, self.box, self.preview = _layers.add_prompt_layers(viewer, source)
         self.labels_layer = _layers.add_labels_layer(viewer, self.labels, source)
-        self.prompts = PromptLayers(self.annotation, self.points, self.box, source, self.status.emit,
-                                    box_drawn=lambda: QTimer.singleShot(0, self.point_mode))  # fmt: skip
+        self.prompts = PromptLayers(self.annotation, self.points, self.box, source, self.status.emit)
         self.embedder = Embedder(viewer, source, session, self.status.emit)
         self.measurements = Measurements(self.annotation)
         self.committing = False
@@ -116,7 +117,7 @@ class Annotator(QObject):
         elif mask is None:
             self.status.emit("no object here" if self.annotation.has_prompts else "click an object")
         else:
-            self.status.emit(f"preview: {mask.area} px, score {mask.score:.2f}; press C to commit")
+            self.status.emit(f"preview: {mask.area} px, score {mask.score:.2f}; {KEYS['commit']} commits")
 
     def _refresh_labels(self, bbox) -> None:
         if self.is_closed:
@@ -124,6 +125,7 @@ class Annotator(QObject):
         if _layers.in_viewer(self.viewer, self.labels_layer):
             self.labels_layer.refresh()
         self.measurements.labels_changed()
+        self.labels_changed.emit(bbox)
 
     def _show_table(self, table) -> None:
         if _layers.in_viewer(self.viewer, self.labels_layer):
@@ -143,24 +145,24 @@ class Annotator(QObject):
 
     def point_mode(self) -> None:
         """Clicks add points (the points layer, active, in add mode)."""
-        self._set_mode("points", self.points, "add", "click an object (G: background points)")
+        self._set_mode("points", self.points, "add", f"click an object ({KEYS['toggle_sign']}: background points)")
 
     def box_mode(self) -> None:
-        """A drag draws the box (the box layer, active, with napari's rectangle tool); then back to points."""
-        self._set_mode("box", self.box, "add_rectangle", "drag a box around an object")
+        """A drag draws the box (the box layer, active, with napari's rectangle tool)."""
+        self._set_mode("box", self.box, "add_rectangle", f"drag a box around an object ({KEYS['point_mode']}: points)")
 
     def set_erase_mode(self, on: bool) -> None:
         """While on, the next click erases the object under it (then back to points)."""
         if on:
-            self._set_mode("erase", self.labels_layer, "pan_zoom", "click the object to erase")
-        elif self.mode == "erase":
+            self._set_mode("erase_object", self.labels_layer, "pan_zoom", "click the object to erase")
+        elif self.mode == "erase_object":
             self.point_mode()
 
     def _set_mode(self, mode: str, layer, layer_mode: str, hint: str) -> None:
         callbacks = self.viewer.mouse_drag_callbacks
         if self._erase_click in callbacks:
             callbacks.remove(self._erase_click)
-        if mode == "erase":
+        if mode == "erase_object":
             callbacks.append(self._erase_click)
         self.viewer.layers.selection.active = layer
         layer.mode = layer_mode
@@ -169,14 +171,38 @@ class Annotator(QObject):
         if changed:
             self.mode_changed.emit(mode)
 
-    def edit_mode(self) -> None:
-        """napari's paint brush on the labels layer (its eraser, fill and polygon tools are in its layer
-        controls); every gesture is one samkit step (undo, redo, autosave)."""
+    def brush(self) -> None:
+        """napari's paint brush on the labels layer: paints its selected label (a new id, or the object chosen)."""
+        self._labels_tool("paint")
+
+    def eraser(self) -> None:
+        """napari's eraser on the labels layer: sets pixels to background."""
+        self._labels_tool("erase")
+
+    def fill(self) -> None:
+        """napari's fill on the labels layer: floods a region with its selected label."""
+        self._labels_tool("fill")
+
+    def _labels_tool(self, tool: str) -> None:
+        """Each gesture of napari's labels tools is one samkit step (undo, redo, autosave)."""
         if not self.labels_layer.editable:
             show_info("samkit: napari cannot paint the labels of a multiscale image; erase or re-segment instead")
             return
-        self._set_mode("edit", self.labels_layer, "paint", f"paint object {self.labels_layer.selected_label} "
-                       "(napari's labels tools: P paint, E erase, F fill; the label box picks the object)")  # fmt: skip
+        label = self.labels_layer.selected_label
+        hint = {"paint": f"brush: a drag paints object {label}", "erase": "eraser: a drag sets pixels to background",
+                "fill": f"fill: a click floods the region under it with object {label}"}[tool]  # fmt: skip
+        keys = " ".join(f"{KEYS[name]} {name}" for name in ("brush", "eraser", "fill"))
+        self._set_mode(tool, self.labels_layer, tool, f"{hint} (napari's keys on this layer: {keys})")
+
+    def select(self, label: int) -> None:
+        """Show object ``label``: centre the view on it, zoomed to fit, and make it the label napari's brush and
+        fill paint."""
+        box = self.labels.objects.get(int(label))
+        if box is None:
+            return
+        _layers.look_at(self.viewer, self.source, box)
+        self.labels_layer.selected_label = int(label)
+        self.status.emit(f"object {label}: {box[2] - box[0]} x {box[3] - box[1]} px box; the brush paints it")
 
     def _journal_paint(self, event) -> None:
         try:
@@ -215,7 +241,7 @@ class Annotator(QObject):
         def failed(_error):
             self.committing = False
 
-        return run_in_background(self.annotation.commit, on_done=done, on_error=failed, what="commit")
+        return run_in_background(interaction.commit, self.annotation, on_done=done, on_error=failed, what="commit")
 
     def undo(self) -> None:
         """Undo the last prompt if there are prompts, else the last commit, erase or edit."""
@@ -266,7 +292,7 @@ class Annotator(QObject):
         self.status.emit(f"erased object {label}; {self._count()}" if label else "no object there")
         return label
 
-    def erase_under_cursor(self) -> int:
+    def erase_object(self) -> int:
         """Erase the object under the mouse."""
         y, x = np.floor(self.source.world_to_pixels(self.viewer.cursor.position) + 0.5)
         return self.erase_at(y, x)

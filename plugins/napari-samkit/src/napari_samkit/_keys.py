@@ -1,13 +1,15 @@
-"""samkit's keys in napari: bound on the viewer and on the samkit layers, napari's own keys first.
+"""samkit's keys in napari (:mod:`samkit.interaction`), bound on the viewer and the samkit layers.
 
-napari looks a key up in the active layer's keymap, then its class's (napari's
-own layer keys: ``P`` paint on a labels layer, ``R`` rectangle on a shapes
-layer...), then the viewer's. samkit binds each key on the viewer, and on a
-samkit layer only where that layer's class has no key of the same name: so
-napari's own keys win where they clash, and every other samkit key works
-whichever layer (or none) is active. :func:`clashes` lists where napari wins.
-One exception: napari's undo / redo keys on the samkit labels layer are
-bound to samkit's undo / redo, the same meaning through samkit's journal.
+The keys are those of :data:`samkit.interaction.ACTIONS` that the plugin binds
+(``napari == "bind"``); for the others napari's own key does the same (``P``
+paint, ``E`` eraser, ``F`` fill on a labels layer). Each is bound to the
+Annotator method of the action's name. napari looks a key up in the active
+layer's keymap, then its class's (napari's own layer keys), then the
+viewer's: samkit binds each key on the viewer, and on a samkit layer only
+where that layer's class has no key of the same name, so napari's own keys
+win wherever they clash (e.g. ``C`` on an image layer: napari's auto-contrast).
+One exception: napari's undo / redo keys on the samkit labels layer are bound
+to samkit's undo / redo, the same meaning through samkit's journal.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from __future__ import annotations
 import contextlib
 
 from napari.utils.key_bindings import coerce_keybinding
+from samkit.interaction import ACTIONS, BIND
 
-from ._constants import KEYS, LABELS_UNDO_KEYS
+from ._constants import LABELS_UNDO_KEYS
+
+BOUND = {action.key: name for name, action in ACTIONS.items() if action.napari == BIND}  # key -> Annotator method
 
 
 def napari_keys(layer) -> set:
@@ -27,20 +32,9 @@ def napari_keys(layer) -> set:
     return keys
 
 
-def clashes(layers) -> dict[str, list[str]]:
-    """samkit key -> names of the layers where napari's key of the same name wins."""
-    out = {}
-    for key in KEYS:
-        bound = coerce_keybinding(key)
-        won = [layer.name for layer in layers if bound in napari_keys(layer)]
-        if won:
-            out[key] = won
-    return out
-
-
 def bind(annotator) -> None:
     """Bind every samkit key to its Annotator method on the viewer and (where free) the samkit layers."""
-    for key, (method, _) in KEYS.items():
+    for key, method in BOUND.items():
         handler = _handler(annotator, method)
         annotator.viewer.bind_key(key, handler, overwrite=True)
         for layer in annotator.layers:
@@ -52,7 +46,7 @@ def bind(annotator) -> None:
 
 def unbind(annotator) -> None:
     """Remove samkit's keys from the viewer and the samkit layers."""
-    for key in (*KEYS, *LABELS_UNDO_KEYS):
+    for key in (*BOUND, *LABELS_UNDO_KEYS):
         for provider in (*annotator.layers, annotator.viewer):
             with contextlib.suppress(Exception):  # a key never bound on this provider
                 provider.bind_key(key, None)

@@ -129,6 +129,16 @@ def visible_region(viewer, source):
     return (y0, x0, y1, x1) if y1 > y0 and x1 > x0 else None
 
 
+def look_at(viewer, source, box, fill: float = 0.4) -> None:
+    """Centre the 2D view on ``box`` (y0, x0, y1, x1 pixels), zoomed so that it spans ``fill`` of the canvas."""
+    y0, x0, y1, x1 = box
+    low, high = (np.asarray(p, float) * source.scale + source.translate for p in ((y0 - 0.5, x0 - 0.5), (y1 - 0.5, x1 - 0.5)))
+    viewer.camera.center = tuple((low + high) / 2)
+    size = np.asarray(viewer.canvas.size, float)[-2:]
+    if (size > 1).all():
+        viewer.camera.zoom = float(fill * np.min(size / np.maximum(np.abs(high - low), 1e-9)))
+
+
 # -- prompts: layer <-> engine ------------------------------------------------
 
 
@@ -156,12 +166,6 @@ def read_box(data, layer, source):
     pixels = source.to_pixels(layer, np.asarray(data)[:, -2:]) + 0.5
     (y0, x0), (y1, x1) = pixels.min(0), pixels.max(0)
     return float(y0), float(x0), float(y1), float(x1)
-
-
-def clip_box(box, shape):
-    """``box`` clipped to the image; None when nothing of it is inside."""
-    y0, x0, y1, x1 = max(box[0], 0.0), max(box[1], 0.0), min(box[2], float(shape[0])), min(box[3], float(shape[1]))
-    return (y0, x0, y1, x1) if y1 - y0 >= 1 and x1 - x0 >= 1 else None
 
 
 def write_box(layer, source, box) -> None:

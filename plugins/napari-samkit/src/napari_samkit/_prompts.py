@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 from napari.layers.base._base_constants import ActionType
 from napari.utils.notifications import show_warning
-from samkit.errors import SamkitError
+from samkit.errors import InvalidPromptError, SamkitError
+from samkit.interaction import check_point, clip_box
 
 from . import _layers
 
@@ -40,13 +41,11 @@ class PromptLayers:
     source : napari_samkit._source.Source
     status : callable
         Takes the one-line status text.
-    box_drawn : callable
-        Called (no arguments) after a box was drawn with the mouse.
     """
 
-    def __init__(self, annotation, points, box, source, status: Callable, box_drawn: Callable) -> None:
+    def __init__(self, annotation, points, box, source, status: Callable) -> None:
         self.annotation, self.points, self.box, self.source = annotation, points, box, source
-        self.status, self.box_drawn = status, box_drawn
+        self.status = status
         self.positive = True  # new points mark the object
         self.closed = False
         self._quiet_depth = 0
@@ -71,12 +70,13 @@ class PromptLayers:
 
     def sync_points(self) -> None:
         """Bring the engine's points in line with the points layer (one engine call per change)."""
-        wanted = _layers.read_points(self.points, self.source)
-        h, w = self.source.shape
-        inside = [p for p in wanted if 0 <= p[0] < h and 0 <= p[1] < w]
-        refused = len(inside) < len(wanted)
-        if refused:
-            show_warning(f"samkit: a point outside the image ({h} x {w} pixels) was ignored")
+        inside = []
+        for point in _layers.read_points(self.points, self.source):
+            try:
+                inside.append((*check_point(*point[:2], self.source.shape), point[2]))
+            except InvalidPromptError as error:
+                show_warning(f"samkit: {error}: ignored")
+        refused = len(inside) < len(self.points.data)
         try:
             apply_points(self.annotation, inside)
         except SamkitError as error:
@@ -98,7 +98,7 @@ class PromptLayers:
                 self.annotation.set_box(None)
             else:
                 raw = _layers.read_box(self.box.data[-1], self.box, self.source)
-                box = _layers.clip_box(raw, self.source.shape)
+                box = clip_box(raw, self.source.shape)
                 if box is None:
                     show_warning("samkit: the box is outside the image and was ignored")
                     self.render()
@@ -111,8 +111,6 @@ class PromptLayers:
             self.render()
             return
         self.status("decoding…")
-        if event.action == ActionType.ADDED and str(self.box.mode) == "add_rectangle":
-            self.box_drawn()
 
     def render(self) -> None:
         """Show the engine's prompts in the points and box layers."""
