@@ -134,4 +134,5 @@ def assert_table(table, reference, labels) -> None:
     attributes = labels.attributes
     assert sorted(extra) == sorted({name for values in attributes.values() for name in values})
     for name in extra:
-        assert list(table[name]) == [attributes.get(int(label), {}).get(name) for label in table["label"]], name
+        expected = [attributes.get(int(label), {}).get(name) for label in table["label"]]
+        assert [None if pd.isna(v) else v for v in table[name]] == expected, name

@@ -83,3 +83,11 @@ def key(viewer, name: str) -> None:
 
 def _symbol(char: str) -> str:
     return {"[": "Key_BracketLeft", "]": "Key_BracketRight", "-": "Key_Minus", "=": "Key_Equal"}[char]
+
+
+def double_click(widget, pos) -> None:
+    """A left double click on a Qt widget at ``pos`` (QPoint), as Qt delivers one: press, release, double-click, release."""
+    xy = (pos.x(), pos.y())
+    for kind, buttons in ((QEvent.Type.MouseButtonPress, LEFT), (QEvent.Type.MouseButtonRelease, NONE),
+                          (QEvent.Type.MouseButtonDblClick, LEFT), (QEvent.Type.MouseButtonRelease, NONE)):  # fmt: skip
+        _mouse(widget, kind, xy, LEFT, buttons)

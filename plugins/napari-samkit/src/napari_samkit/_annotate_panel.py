@@ -52,7 +52,6 @@ class AnnotatePanel(QWidget):
         rows.addWidget(self.labels_display)
         rows.addWidget(self.preview_display)
         layout.addWidget(display)
-        layout.addStretch()
 
     def connect(self, annotator) -> None:
         """Follow a new annotator's state (None: no session)."""

@@ -55,7 +55,7 @@ class Annotator(QObject):
     sign_changed = Signal(bool)  # True: new points mark the object
     mode_changed = Signal(str)  # "points", "box", "erase_object" (a click erases), or napari's "paint", "erase", "fill"
     measured = Signal(object)  # the measurement table
-    labels_changed = Signal(object)  # the changed box (main thread): any change of the labels or their attributes
+    labels_changed = Signal(object)  # main thread, after any change: the changed box (None: only attributes)
     closed = Signal(str)  # why the annotator stopped
     _preview_ready = Signal(object, object)  # mask, error: from the decode thread
     _labels_changed = Signal(object)  # bbox: from whichever thread changed the labels
@@ -78,6 +78,7 @@ class Annotator(QObject):
         self.measurements.measured.connect(self._show_table)
         self.annotation.on_preview(self._from_decoder)
         self.labels.on_change(self._from_labels)
+        self.labels.on_attributes(self._from_attributes)
         self.labels_layer.events.paint.connect(self._journal_paint)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         _keys.bind(self)
@@ -107,6 +108,10 @@ class Annotator(QObject):
         if not self.is_closed:
             self._labels_changed.emit(bbox)
 
+    def _from_attributes(self, _ids) -> None:
+        if not self.is_closed:
+            self._labels_changed.emit(None)  # no pixel changed
+
     def _show_preview(self, mask, error) -> None:
         if self.is_closed:
             return
@@ -122,7 +127,7 @@ class Annotator(QObject):
     def _refresh_labels(self, bbox) -> None:
         if self.is_closed:
             return
-        if _layers.in_viewer(self.viewer, self.labels_layer):
+        if bbox is not None and _layers.in_viewer(self.viewer, self.labels_layer):
             self.labels_layer.refresh()
         self.measurements.labels_changed()
         self.labels_changed.emit(bbox)
@@ -342,6 +347,7 @@ class Annotator(QObject):
         self.is_closed = self.prompts.closed = True
         self.annotation.close()
         self.labels.off_change(self._from_labels)
+        self.labels.off_attributes(self._from_attributes)
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         _keys.unbind(self)
         for layer in (self.points, self.box, self.preview):

@@ -1,7 +1,7 @@
 """The "samkit annotator" dock widget: choose an image and a model, then click to segment.
 
 Thin by design: its tabs (:mod:`._session_form`, :mod:`._annotate_panel`,
-:mod:`._objects`, :mod:`._measure_panel`, :mod:`._everything`) call the
+:mod:`._objects` (in the Annotate tab), :mod:`._measure_panel`, :mod:`._everything`) call the
 running :class:`napari_samkit.Annotator`, which calls samkit's engine.
 Starting a session (loading a model, sampling the image's intensities) runs
 in a thread worker, so napari never freezes. The key help and the status
@@ -29,13 +29,20 @@ from ._tasks import notify_error, run_in_background
 
 
 def key_help() -> str:
-    """The always-visible key help: samkit.interaction's keys as napari has them, compact."""
-    rows = [("click", "add a point"), ("drag", "box (box mode)")]
-    for key, text in interaction.key_help("napari"):
-        own = text.endswith("(napari's own key, labels layer)")
-        rows.append((key, text.split(":")[0].split(" (")[0] + (" *" if own else "")))
+    """The always-visible key help: samkit.interaction's keys as napari has them, one word or two each
+    (the full text is the tooltip)."""
+    rows = [("click", "point"), ("drag", "box (box mode)")]
+    for name, action in interaction.ACTIONS.items():
+        if action.napari != interaction.NONE:
+            rows.append((action.key, name.replace("_", " ") + (" *" if action.napari == interaction.OWN else "")))
     items = " · ".join(f"<b>{key}</b> {text}" for key, text in rows)
     return f"{items}<br><small>* napari's own key on the labels layer; napari's keys win where they clash</small>"
+
+
+def key_table() -> str:
+    """Every key with its full description (the key help's tooltip)."""
+    rows = "".join(f"<tr><td><b>{key}</b></td><td>{text}</td></tr>" for key, text in interaction.key_help("napari"))
+    return f"<table>{rows}</table>"
 
 
 def open_session(source, model, options: dict, autosave: str | None):
@@ -46,7 +53,7 @@ def open_session(source, model, options: dict, autosave: str | None):
 
 
 class AnnotatorWidget(QWidget):
-    """Dock widget: tabs Session, Annotate, Objects, Measure, Everything; the key help and the status below.
+    """Dock widget: tabs Session, Annotate (with the object list), Measure, Everything; the key help and the status below.
 
     Parameters
     ----------
@@ -65,13 +72,14 @@ class AnnotatorWidget(QWidget):
         self.measure = MeasurePanel(current)
         self.everything = EverythingPanel(current)
         self.tabs = QTabWidget()
-        for panel, name in ((self.form, "Session"), (self.annotate, "Annotate"), (self.objects, "Objects"),
-                            (self.measure, "Measure"), (self.everything, "Everything")):  # fmt: skip
+        self.annotate.layout().addWidget(self.objects, stretch=1)  # the object list, in view while annotating
+        for panel, name in ((self.form, "Session"), (self.annotate, "Annotate"), (self.measure, "Measure"),
+                            (self.everything, "Everything")):  # fmt: skip
             self.tabs.addTab(panel, name)
         self.keys = QLabel(key_help())
         self.keys.setTextFormat(Qt.TextFormat.RichText)
         self.keys.setWordWrap(True)
-        self.keys.setToolTip("keys on the canvas (a samkit layer or the viewer active)")
+        self.keys.setToolTip(key_table())
         self.keys.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status = QLabel("choose an image layer and a model, then Start")
         self.status.setWordWrap(True)
