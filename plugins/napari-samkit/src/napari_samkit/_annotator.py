@@ -65,8 +65,8 @@ class Annotator(QObject):
         self.viewer, self.source, self.session = viewer, source, session
         self.labels = labels if labels is not None else LabelImage(source.shape)
         self.annotation = Annotation(session, self.labels, background=True)
+        self.labels_layer = _layers.add_labels_layer(viewer, self.labels, source)  # below the prompts
         self.points, self.box, self.preview = _layers.add_prompt_layers(viewer, source)
-        self.labels_layer = _layers.add_labels_layer(viewer, self.labels, source)
         self.prompts = PromptLayers(self.annotation, self.points, self.box, source, self.status.emit)
         self.embedder = Embedder(viewer, source, session, self.status.emit)
         self.measurements = Measurements(self.annotation)

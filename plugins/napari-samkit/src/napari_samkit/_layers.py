@@ -32,20 +32,17 @@ def in_viewer(viewer, layer) -> bool:
 
 
 def add_prompt_layers(viewer, source):
-    """Add the points, box and preview layers on the image's (y, x) transform; returns the layers.
+    """Add the preview, box and points layers (drawn in that order: the points on top) on the image's (y, x)
+    transform; returns (points, box, preview).
 
     The layers themselves, not napari's proxies of them (a proxy made the
     active layer would not be recognised by napari's own mouse handling: a
     drag with the rectangle tool then pans the camera and draws a speck).
     """
     transform = {"scale": source.scale, "translate": source.translate}
-    points = viewer.add_points(
-        np.zeros((0, 2)), ndim=2, name=names.POINTS, features={"positive": np.zeros(0, bool)},
-        face_color="positive", face_color_cycle={True: names.POSITIVE_COLOR, False: names.NEGATIVE_COLOR},
-        size=max(4.0, 0.012 * max(source.shape)), **transform,
-    )  # fmt: skip
-    points = unwrap(points)
-    points.feature_defaults = {"positive": True}
+    preview = unwrap(viewer.add_labels(np.zeros((1, 1), np.uint8), name=names.PREVIEW, opacity=0.6, **transform))
+    preview.colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: names.PREVIEW_COLOR})
+    preview.editable = False
     box = viewer.add_shapes(
         ndim=2, name=names.BOX, edge_color=names.BOX_COLOR, face_color="transparent",
         edge_width=max(1.0, 0.003 * max(source.shape)), **transform,
@@ -53,9 +50,13 @@ def add_prompt_layers(viewer, source):
     box = unwrap(box)
     box.current_edge_color = names.BOX_COLOR
     box.current_face_color = "transparent"
-    preview = unwrap(viewer.add_labels(np.zeros((1, 1), np.uint8), name=names.PREVIEW, opacity=0.6, **transform))
-    preview.colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: names.PREVIEW_COLOR})
-    preview.editable = False
+    points = viewer.add_points(
+        np.zeros((0, 2)), ndim=2, name=names.POINTS, features={"positive": np.zeros(0, bool)},
+        face_color="positive", face_color_cycle={True: names.POSITIVE_COLOR, False: names.NEGATIVE_COLOR},
+        size=max(6.0, 0.02 * max(source.shape)), **transform,
+    )  # fmt: skip
+    points = unwrap(points)
+    points.feature_defaults = {"positive": True}
     return points, box, preview
 
 
