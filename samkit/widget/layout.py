@@ -51,6 +51,11 @@ class Layout:
         if width <= 0:
             return
         shape = self.canvas_shape_for(width)
-        if shape != tuple(self.annotator.viewport.canvas_shape):
+        viewport = self.annotator.viewport
+        if shape != tuple(viewport.canvas_shape):
+            whole = viewport == type(viewport).fit(viewport.image_shape, viewport.canvas_shape)
+            viewport.canvas_shape = shape
+            if whole:  # the whole image stays in view
+                viewport.fit_all()
             self.annotator.painter.resize(shape)
             self.annotator.redraw()
