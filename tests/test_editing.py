@@ -255,3 +255,23 @@ def test_measure_and_exports_take_the_attributes(gt, tmp_path):
     assert objects.classes == {1: "nucleus", 3: "mitosis"} and objects.scores == {1: 0.9, 2: 0.9, 3: 0.4}
     labels.undo()
     assert "class_name" not in samkit.measure(labels).columns
+
+
+def test_add_objects_pastes_found_objects_with_their_scores_in_one_step(gt, tmp_path):
+    labels = committed(gt, [5], tmp_path / "labels")  # a user's object, which the found ones must not overwrite
+    found = LabelImage(gt.shape, initial=gt)
+    found.set_attributes({k: {"score": 0.5 + k / 100} for k in found.objects})
+    steps = len(labels.log)
+    new = editing.add_objects(labels, found)
+    assert len(labels.log) == steps + 1 and 5 not in new and len(new) == len(np.unique(gt)) - 2
+    array = np.asarray(labels)
+    for old, label in new.items():
+        np.testing.assert_array_equal(array == label, gt == old)
+        assert labels.attributes[label] == {"mode": "grid", "score": 0.5 + old / 100}
+    np.testing.assert_array_equal(array == 1, gt == 5)
+    again = LabelImage.open(tmp_path / "labels")
+    assert again.attributes == labels.attributes
+    again.undo()
+    np.testing.assert_array_equal(np.asarray(again), np.where(gt == 5, 1, 0))
+    assert set(again.attributes) == {1}
+    assert editing.add_objects(labels, np.where(gt == 5, 9, 0)) == {}  # all under existing objects: nothing
