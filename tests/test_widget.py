@@ -529,3 +529,26 @@ def test_the_canvas_follows_the_column_and_keeps_the_side_panel_in_view(sample):
         assert annotator.viewport.visible() == (0, 0, *truth.shape)  # the whole image stays in view
     layout.page.width = 500  # too narrow for both: the side panel goes below, the canvas takes the width
     assert annotator.viewport.canvas_shape[1] == 500 - GAP
+
+
+def test_segment_everything_adds_the_objects_found_and_keeps_the_users(sample):
+    """The panel runs samkit.segment_all with the annotator's model and windows (the oracle: every object), on a
+    thread; the objects found join the labels in one undoable step, never over an object committed by hand."""
+    image, truth, boxes = sample
+    annotator = samkit.Annotator(image, OracleModel(truth), tile_size=256, halo=32)
+    page = Page(annotator)
+    page.click(*innermost(truth, boxes[4], 5))
+    annotator.commit()
+    panel = annotator.everything
+    panel.start_button.click()
+    panel.wait(120)
+    expected = np.asarray(samkit.segment_all(image, OracleModel(truth), tile_size=256, halo=32))
+    kept = [k for k in np.unique(expected) if k and ((expected == k) & (truth != 5)).any()]
+    assert f"added {len(kept)}" in panel.message.value and panel.progress.value == panel.progress.max > 1
+    labels = np.asarray(annotator.labels)
+    assert len(annotator.labels.objects) == len(kept) + 1 and annotator.labels.attributes[2]["mode"] == "grid"
+    np.testing.assert_array_equal(labels == 1, truth == 5)
+    for new, found in enumerate(kept, start=2):  # each found object as segment_all gives it, around the user's one
+        np.testing.assert_array_equal(labels == new, (expected == found) & (truth != 5))
+    annotator.undo()
+    np.testing.assert_array_equal(np.asarray(annotator.labels), np.where(truth == 5, 1, 0))

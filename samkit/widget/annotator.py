@@ -25,6 +25,7 @@ from ..engine.session import Session
 from .controls import MODES
 from .display import ImageDisplay, LabelDisplay, colour_of
 from .edits import EditActions
+from .everything import EverythingPanel
 from .gestures import Gestures
 from .guard import guarded
 from .inputs import controls_for, label_image, session_for
@@ -97,6 +98,7 @@ class Annotator(EditActions, ViewActions, widgets.VBox):
         self.gestures = Gestures(self)
         self.objects = ObjectList(self)
         self.measurements = MeasurePanel(self)
+        self.everything = EverythingPanel(self)
         self.picker = ModelPicker(self)
         self.picker.show(model_note)
         self.header = widgets.HTML()

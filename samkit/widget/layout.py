@@ -29,8 +29,8 @@ class Layout:
         self.side = widgets.VBox([a.minimap, c.hover, a.objects.widget],
                                  layout=widgets.Layout(width=f"{SIDE}px", min_width=f"{SIDE}px"))  # fmt: skip
         self.body = widgets.HBox([a.canvas, self.side], layout=widgets.Layout(flex_flow="row wrap", grid_gap=f"{GAP}px"))
-        self.extras = widgets.Accordion(children=[a.measurements.widget, a.picker.widget],
-                                        titles=("Measurements", "Model"))  # fmt: skip
+        self.extras = widgets.Accordion(children=[a.measurements.widget, a.everything.widget, a.picker.widget],
+                                        titles=("Measurements", "Segment everything", "Model"))  # fmt: skip
         self.extras.selected_index = None
         self.page.observe(lambda change: self.fit(change["new"]), "width")
 
