@@ -6,23 +6,12 @@ import pytest
 from scipy import ndimage
 
 import samkit
-import samkit.data
 from samkit.engine import editing
 from samkit.engine.mask import Mask
 from samkit.errors import InvalidLabelError, InvalidPromptError
 from samkit.labels import LabelImage
 
-from test_labels import Crash, assert_consistent, fail_at
-
-
-@pytest.fixture(scope="module")
-def gt():
-    return samkit.data.nuclei()[1]
-
-
-@pytest.fixture(params=["memory", "disk"])
-def where(request, tmp_path):
-    return None if request.param == "memory" else tmp_path / "labels"
+from test_labels import Crash, assert_consistent, fail_at, gt, where  # noqa: F401 (gt, where: fixtures)
 
 
 def committed(gt, ids, path=None, chunks=(64, 64)):

@@ -524,7 +524,8 @@ def test_the_canvas_follows_the_column_and_keeps_the_side_panel_in_view(sample):
     for width in (700, 1000, 1280, 1400):
         layout.page.width = width  # what the page reports
         h, w = annotator.viewport.canvas_shape
-        assert (h, w) == (600, min(800, width - SIDE - 2 * GAP)) and annotator.canvas.width == w
+        assert w == min(800, width - SIDE - 2 * GAP) and annotator.canvas.width == w
+        assert h == min(600, round(w * 520 / 696))  # no taller than the image needs
         assert annotator.canvas.layout.width == f"{w}px"  # CSS size = pixel size: mouse coordinates stay 1:1
         assert annotator.viewport.visible() == (0, 0, *truth.shape)  # the whole image stays in view
     layout.page.width = 500  # too narrow for both: the side panel goes below, the canvas takes the width

@@ -270,7 +270,7 @@ class Annotator(EditActions, ViewActions, widgets.VBox):
         if self.annotation.mask is None and not self.annotation.decoding:
             self.say("nothing to commit: click an object first", error=True)
             return None
-        label = interaction.commit(self.annotation, self.selected if self.selected in self.labels.objects else None)
+        label = interaction.commit(self.annotation)
         self.painter.prompts()
         self.say(f"committed object {label} (colour {colour_of(label)}); next: {self.labels.next_label}")
         return label

@@ -54,7 +54,7 @@ class Controls:
                  contrast: tuple[float, float], integer: bool):
         self.mode = widgets.ToggleButtons(
             options=[(label, value) for value, (label, _, _) in MODES.items()], value="point",
-            tooltips=[tip(text, action) for _, action, text in MODES.values()], style={"button_width": "64px"},
+            tooltips=[tip(text, action) for _, action, text in MODES.values()], style={"button_width": "70px"},
         )
         self.sign = widgets.ToggleButtons(options=[("+", True), ("−", False)], value=True,
                                           tooltips=[tip("points on the object", "toggle_sign"),
