@@ -62,7 +62,7 @@ ACTIONS: dict[str, Action] = {
     "pan_mode": Action("Z", "pan mode: a drag moves the view", OWN),
     "brush_smaller": Action("[", "smaller brush", OWN),
     "brush_larger": Action("]", "larger brush", OWN),
-    "toggle_labels": Action("V", "show / hide the labels (napari: the selected layer)", OWN),
+    "toggle_labels": Action("V", "show / hide the labels", OWN),
     "zoom_in": Action("=", "zoom in", NONE, also=("+",)),
     "zoom_out": Action("-", "zoom out", NONE),
     "fit": Action("0", "whole image", NONE),
@@ -106,7 +106,9 @@ def key_help(host: str = "jupyter") -> list[tuple[str, str]]:
         if host == "jupyter":
             rows.append((" / ".join((action.key, *action.also)), action.text))
         elif action.napari != NONE:
-            rows.append((action.key, action.text + (" (napari's own key, labels layer)" if action.napari == OWN else "")))
+            own = " (napari's own key, on the labels layer; V: the selected layer)" if action.key == "V" else \
+                " (napari's own key, on the labels layer)"
+            rows.append((action.key, action.text + (own if action.napari == OWN else "")))
     return rows
 
 

@@ -244,7 +244,7 @@ class LabelImage:
         self._notify(*change)
         return label
 
-    def set_pixels(self, ys, xs, values) -> Box | None:
+    def set_pixels(self, ys, xs, values, *, attributes=None) -> Box | None:
         """Set pixels (ys, xs) to ``values`` as one undoable step; return the box that changed (None: nothing).
 
         What brushes, erasers and fills do (:mod:`samkit.engine.editing` computes their pixels).
@@ -255,6 +255,8 @@ class LabelImage:
             Pixel coordinates (y, x); a pixel given twice gets its last value.
         values : int or (N,) int array
             The label of each pixel; 0 erases. An object whose last pixel goes loses its attributes.
+        attributes : dict, optional
+            ``{label: {name: value}}`` set in the same step (e.g. the scores of objects added at once).
 
         Raises
         ------
@@ -271,7 +273,9 @@ class LabelImage:
             parts = _pixels.pixel_parts(self._history.array, ys, xs, values)
             if not parts:
                 return None
-            change = self._run({"op": "paint", "ids": sorted({p.value for p in parts})}, parts)
+            ids = sorted({p.value for p in parts})
+            extra = _attributes.checked(attributes or {}, {*self._history.objects, *ids})
+            change = self._run({"op": "paint", "ids": ids}, parts, attributes=extra)
         self._notify(*change)
         return change[0]
 

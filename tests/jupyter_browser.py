@@ -81,6 +81,10 @@ class JupyterLab:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command.append("--allow-root")
         self.home.mkdir(parents=True, exist_ok=True)
+        labconfig = self.home / "config" / "labconfig"  # no "official Jupyter news?" pop-up over the page
+        labconfig.mkdir(parents=True, exist_ok=True)
+        (labconfig / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
         self.log = open(self.home / "server.log", "w")
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
@@ -159,6 +163,13 @@ class NotebookPage:
         self.page.evaluate(f"async () => {{ await {KERNEL}.restart(); }}")
         self.page.wait_for_function(f"() => {{ try {{ return {KERNEL}.status === 'idle'; }} catch (e) {{ return false; }} }}",
                                     timeout=180_000)
+
+    def cell_types(self) -> list[str]:
+        """The type of each cell of the open notebook ("code", "markdown", ...)."""
+        return self.page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.map(c => c.model.type)")
+
+    def dialog_open(self) -> bool:
+        return self.page.evaluate("() => !!document.querySelector('.jp-Dialog')")
 
     def outputs_text(self) -> str:
         return self.page.evaluate(

@@ -6,23 +6,12 @@ import pytest
 from scipy import ndimage
 
 import samkit
-import samkit.data
 from samkit.engine import editing
 from samkit.engine.mask import Mask
 from samkit.errors import InvalidLabelError, InvalidPromptError
 from samkit.labels import LabelImage
 
-from test_labels import Crash, assert_consistent, fail_at
-
-
-@pytest.fixture(scope="module")
-def gt():
-    return samkit.data.nuclei()[1]
-
-
-@pytest.fixture(params=["memory", "disk"])
-def where(request, tmp_path):
-    return None if request.param == "memory" else tmp_path / "labels"
+from test_labels import Crash, assert_consistent, fail_at, gt, where  # noqa: F401 (gt, where: fixtures)
 
 
 def committed(gt, ids, path=None, chunks=(64, 64)):
@@ -255,3 +244,23 @@ def test_measure_and_exports_take_the_attributes(gt, tmp_path):
     assert objects.classes == {1: "nucleus", 3: "mitosis"} and objects.scores == {1: 0.9, 2: 0.9, 3: 0.4}
     labels.undo()
     assert "class_name" not in samkit.measure(labels).columns
+
+
+def test_add_objects_pastes_found_objects_with_their_scores_in_one_step(gt, tmp_path):
+    labels = committed(gt, [5], tmp_path / "labels")  # a user's object, which the found ones must not overwrite
+    found = LabelImage(gt.shape, initial=gt)
+    found.set_attributes({k: {"score": 0.5 + k / 100} for k in found.objects})
+    steps = len(labels.log)
+    new = editing.add_objects(labels, found)
+    assert len(labels.log) == steps + 1 and 5 not in new and len(new) == len(np.unique(gt)) - 2
+    array = np.asarray(labels)
+    for old, label in new.items():
+        np.testing.assert_array_equal(array == label, gt == old)
+        assert labels.attributes[label] == {"mode": "grid", "score": 0.5 + old / 100}
+    np.testing.assert_array_equal(array == 1, gt == 5)
+    again = LabelImage.open(tmp_path / "labels")
+    assert again.attributes == labels.attributes
+    again.undo()
+    np.testing.assert_array_equal(np.asarray(again), np.where(gt == 5, 1, 0))
+    assert set(again.attributes) == {1}
+    assert editing.add_objects(labels, np.where(gt == 5, 9, 0)) == {}  # all under existing objects: nothing

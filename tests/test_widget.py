@@ -409,3 +409,147 @@ def test_sixteen_bit_multichannel_display_has_contrast_and_channels(real_data):
     np.testing.assert_array_equal(frame[..., 0], expected)
     np.testing.assert_array_equal(frame[..., 1], expected)
     assert view.zoom > 0
+
+
+# -- editing, objects, measurements, layout (issue 15) ---------------------------
+
+def test_brush_eraser_and_fill_are_one_undoable_step_per_gesture(sample):
+    from samkit.engine.editing import brush
+
+    image, truth, boxes = sample
+    annotator = samkit.Annotator(image, OracleModel(truth))
+    page = Page(annotator)
+    page.click(*innermost(truth, boxes[4], 5))
+    annotator.commit()
+    steps = len(annotator.labels.log)
+    annotator.controls.mode.value = "brush"
+    page.drag((20, 20), (20, 150))  # over background: a new object, selected
+    new = annotator.labels.next_label - 1
+    assert new == 2 and annotator.selected == 2 and len(annotator.labels.log) == steps + 1
+    sent = [annotator.viewport.to_image(*page.canvas_xy(*p)) for p in [(20, 20), (20, 85), (20, 150)]]
+    expected = np.zeros(truth.shape, bool)
+    expected[brush(truth.shape, sent, annotator.controls.brush_radius.value)] = True
+    np.testing.assert_array_equal(np.asarray(annotator.labels) == 2, expected)
+    ys, xs = np.nonzero(truth == 5)
+    annotator.controls.mode.value = "eraser"
+    page.drag((int(ys.mean()), xs.min() - 3), (int(ys.mean()), xs.max() + 3))  # a cut through object 1
+    cut = (truth == 5) & (np.asarray(annotator.labels) == 0)
+    assert cut.any() and len(annotator.labels.log) == steps + 2
+    annotator.controls.mode.value = "fill"
+    annotator.select(None)
+    page.click(ys.min() + 2, int(np.median(xs[ys == ys.min() + 2])))  # one part of the cut object becomes object 3
+    assert annotator.labels.next_label == 4 and 3 in annotator.labels.objects
+    page.key("u")
+    page.key("u")
+    page.key("u")  # fill, cut and stroke undone, one key each
+    np.testing.assert_array_equal(np.asarray(annotator.labels), np.where(truth == 5, 1, 0))
+
+
+def test_object_list_names_objects_and_measurements_follow_every_change(sample):
+    image, truth, boxes = sample
+    annotator = samkit.Annotator(image, OracleModel(truth))
+    page = Page(annotator)
+    for label in (5, 9, 14):
+        page.click(*innermost(truth, boxes[label - 1], label))
+        annotator.commit()
+    rows = annotator.objects.rows
+    assert [r.label for r in rows[:3]] == [3, 2, 1] and rows[3].box.layout.display == "none"
+    assert rows[0].area.value == f"<small>{(truth == 14).sum()} px</small>"
+    rows[1].name.value = "mitosis"  # typed into the row of object 2
+    assert annotator.labels.attributes[2]["class_name"] == "mitosis"
+    rows[2].button.click()  # shows object 1, outlined
+    assert annotator.selected == 1 and annotator.painter.highlight == 1
+    annotator.measurements.wait()
+    table = annotator.measurements.table
+    assert list(table["label"]) == [1, 2, 3] and list(table["class_name"].fillna("")) == ["", "mitosis", ""]
+    assert annotator.measurements.histogram.value[:4] == b"\x89PNG"
+    annotator.undo()  # the class name
+    assert "class_name" not in annotator.labels.attributes[2] and rows[1].name.value == ""
+    annotator.erase_at(*innermost(truth, boxes[13], 14))
+    annotator.measurements.wait()
+    assert list(annotator.measurements.table["label"]) == [1, 2] and annotator.objects.rows[0].label == 2
+    annotator.controls.labels_opacity.value = 0.5
+    assert annotator.painter.labels_opacity == 0.5
+    annotator.controls.show_labels.value = False
+    assert annotator.painter.labels_opacity == 0.0
+    page.key("v")  # V shows them again
+    assert annotator.controls.show_labels.value and annotator.painter.labels_opacity == 0.5
+
+
+def test_measurements_export_csv(sample, tmp_path):
+    image, truth, boxes = sample
+    annotator = samkit.Annotator(image, OracleModel(truth))
+    Page(annotator).click(*innermost(truth, boxes[4], 5))
+    annotator.commit()
+    annotator.measurements.path.value = str(tmp_path / "objects.csv")
+    annotator.measurements.export.click()
+    back = samkit.read_table(tmp_path / "objects.csv")
+    assert list(back["label"]) == [1] and back["area_px2"][0] == (truth == 5).sum()
+    assert "wrote 1 rows" in annotator.measurements.message.value
+
+
+def test_opacity_scales_the_labels_and_the_selected_object_is_outlined(sample):
+    from samkit.widget.display import EDGE_ALPHA, HIGHLIGHT_RGBA, rgba_of_ids
+
+    _, truth, _ = sample
+    full, half = rgba_of_ids(truth), rgba_of_ids(truth, opacity=0.5)
+    np.testing.assert_array_equal(half[..., 3], (full[..., 3] * 0.5).astype(np.uint8))
+    marked = rgba_of_ids(truth, highlight=7)
+    outline = (marked == HIGHLIGHT_RGBA).all(axis=2)
+    assert outline.any() and (truth[outline] == 7).all() and (full[outline][:, 3] == EDGE_ALPHA).all()
+
+
+def test_status_lines_never_go_stale(sample, tmp_path):
+    """After clearing, the old object's size goes; the embedding line counts windows cached by an earlier session."""
+    image, truth, boxes = sample
+    cache = tmp_path / "cache"
+    session = samkit.Session(image, OracleModel(truth), tile_size=256, halo=16, cache=cache)
+    session.embed_all().wait(60)
+    annotator = samkit.Annotator(image, OracleModel(truth), tile_size=256, halo=16, cache=cache, prefetch=False)
+    n = annotator.session.embedded().size
+    assert annotator.controls.progress_text.value == f"windows embedded {n}/{n}"
+    page = Page(annotator)
+    page.click(*innermost(truth, boxes[4], 5))
+    assert "px" in annotator.controls.status.value
+    page.key("C", shift=True)
+    assert "px" not in annotator.controls.status.value
+
+
+def test_the_canvas_follows_the_column_and_keeps_the_side_panel_in_view(sample):
+    from samkit.widget.layout import GAP, SIDE
+
+    image, truth, _ = sample
+    annotator = samkit.Annotator(image, OracleModel(truth), canvas_size=(600, 800))
+    layout = annotator.layout_
+    for width in (700, 1000, 1280, 1400):
+        layout.page.width = width  # what the page reports
+        h, w = annotator.viewport.canvas_shape
+        assert w == min(800, width - SIDE - 2 * GAP) and annotator.canvas.width == w
+        assert h == min(600, round(w * 520 / 696))  # no taller than the image needs
+        assert annotator.canvas.layout.width == f"{w}px"  # CSS size = pixel size: mouse coordinates stay 1:1
+        assert annotator.viewport.visible() == (0, 0, *truth.shape)  # the whole image stays in view
+    layout.page.width = 500  # too narrow for both: the side panel goes below, the canvas takes the width
+    assert annotator.viewport.canvas_shape[1] == 500 - GAP
+
+
+def test_segment_everything_adds_the_objects_found_and_keeps_the_users(sample):
+    """The panel runs samkit.segment_all with the annotator's model and windows (the oracle: every object), on a
+    thread; the objects found join the labels in one undoable step, never over an object committed by hand."""
+    image, truth, boxes = sample
+    annotator = samkit.Annotator(image, OracleModel(truth), tile_size=256, halo=32)
+    page = Page(annotator)
+    page.click(*innermost(truth, boxes[4], 5))
+    annotator.commit()
+    panel = annotator.everything
+    panel.start_button.click()
+    panel.wait(120)
+    expected = np.asarray(samkit.segment_all(image, OracleModel(truth), tile_size=256, halo=32))
+    kept = [k for k in np.unique(expected) if k and ((expected == k) & (truth != 5)).any()]
+    assert f"added {len(kept)}" in panel.message.value and panel.progress.value == panel.progress.max > 1
+    labels = np.asarray(annotator.labels)
+    assert len(annotator.labels.objects) == len(kept) + 1 and annotator.labels.attributes[2]["mode"] == "grid"
+    np.testing.assert_array_equal(labels == 1, truth == 5)
+    for new, found in enumerate(kept, start=2):  # each found object as segment_all gives it, around the user's one
+        np.testing.assert_array_equal(labels == new, (expected == found) & (truth != 5))
+    annotator.undo()
+    np.testing.assert_array_equal(np.asarray(annotator.labels), np.where(truth == 5, 1, 0))

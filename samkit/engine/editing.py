@@ -1,5 +1,7 @@
 """Pixel edits of committed objects: brush, pixel eraser and flood fill, for every front end.
 
+:func:`add_objects` pastes the objects of another label image (e.g. what
+:func:`samkit.segment_all` found) as new objects, in one step too.
 Each tool has two halves: a pure function that says which pixels a gesture covers
 (``brush``, ``fill_pixels``), and one that writes them into a
 :class:`~samkit.labels.LabelImage` through :meth:`~samkit.labels.LabelImage.set_pixels`, as
@@ -135,6 +137,49 @@ def fill(labels, y: int, x: int, label: int, *, region: Box | None = None) -> Bo
     """
     ys, xs = fill_pixels(labels, y, x, region=region)
     return labels.set_pixels(ys, xs, label)
+
+
+def add_objects(labels, found, *, mode: str = "grid", overwrite: bool = False) -> dict[int, int]:
+    """Add the objects of ``found`` to ``labels`` as new objects, as one undoable step; return {found id: new id}.
+
+    Parameters
+    ----------
+    labels : LabelImage
+    found : LabelImage or (H, W) integer array
+        Of the same shape (e.g. the result of :func:`samkit.segment_all`); read object by object.
+        A LabelImage's attributes (scores) go along with its objects.
+    mode : str
+        The ``mode`` attribute of the new objects, unless ``found`` gives one.
+    overwrite : bool
+        False (default): only background pixels of ``labels`` are written, existing objects keep theirs.
+    """
+    from scipy import ndimage as ndi
+
+    if tuple(found.shape) != tuple(labels.shape):
+        raise InvalidLabelError(f"add_objects: found objects of shape {tuple(found.shape)} for labels of {tuple(labels.shape)}")
+    boxes = getattr(found, "objects", None)
+    if boxes is None:
+        array = np.asarray(found)
+        boxes = {i: (s[0].start, s[1].start, s[0].stop, s[1].stop)
+                 for i, s in enumerate(ndi.find_objects(array), 1) if s is not None}  # fmt: skip
+    extra = getattr(found, "attributes", {})
+    ys, xs, values, new_ids, attributes = [], [], [], {}, {}
+    next_id = labels.next_label
+    for old in sorted(boxes):
+        y0, x0, y1, x1 = boxes[old]
+        mine = np.asarray(found[y0:y1, x0:x1]) == old
+        if not overwrite:
+            mine &= np.asarray(labels[y0:y1, x0:x1]) == 0
+        if not mine.any():
+            continue
+        new_ids[old] = next_id
+        attributes[next_id] = {"mode": mode, **extra.get(old, {})}
+        y, x = np.nonzero(mine)
+        ys.append(y + y0), xs.append(x + x0), values.append(np.full(y.size, next_id, np.int64))
+        next_id += 1
+    if new_ids:
+        labels.set_pixels(np.concatenate(ys), np.concatenate(xs), np.concatenate(values), attributes=attributes)
+    return new_ids
 
 
 def _values(labels, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:

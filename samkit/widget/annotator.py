@@ -25,6 +25,7 @@ from ..engine.session import Session
 from .controls import MODES
 from .display import ImageDisplay, LabelDisplay, colour_of
 from .edits import EditActions
+from .everything import EverythingPanel
 from .gestures import Gestures
 from .guard import guarded
 from .inputs import controls_for, label_image, session_for
@@ -97,6 +98,7 @@ class Annotator(EditActions, ViewActions, widgets.VBox):
         self.gestures = Gestures(self)
         self.objects = ObjectList(self)
         self.measurements = MeasurePanel(self)
+        self.everything = EverythingPanel(self)
         self.picker = ModelPicker(self)
         self.picker.show(model_note)
         self.header = widgets.HTML()
@@ -268,7 +270,7 @@ class Annotator(EditActions, ViewActions, widgets.VBox):
         if self.annotation.mask is None and not self.annotation.decoding:
             self.say("nothing to commit: click an object first", error=True)
             return None
-        label = interaction.commit(self.annotation, self.selected if self.selected in self.labels.objects else None)
+        label = interaction.commit(self.annotation)
         self.painter.prompts()
         self.say(f"committed object {label} (colour {colour_of(label)}); next: {self.labels.next_label}")
         return label

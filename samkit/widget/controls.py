@@ -43,7 +43,7 @@ def row(children, **layout) -> widgets.HBox:
 
 def key_help_html() -> str:
     """The always-visible key help, from the one key table."""
-    items = " · ".join(f"<b>{html.escape(key)}</b> {html.escape(text.split(':')[0])}" for key, text in key_help("jupyter"))
+    items = " · ".join(f"<b>{html.escape(key)}</b> {html.escape(text)}" for key, text in key_help("jupyter"))
     return f"<div style='line-height:1.3'><small>Keys (with the mouse over the annotator or after a click in it): {items}</small></div>"
 
 
@@ -54,12 +54,12 @@ class Controls:
                  contrast: tuple[float, float], integer: bool):
         self.mode = widgets.ToggleButtons(
             options=[(label, value) for value, (label, _, _) in MODES.items()], value="point",
-            tooltips=[tip(text, action) for _, action, text in MODES.values()], style={"button_width": "58px"},
+            tooltips=[tip(text, action) for _, action, text in MODES.values()], style={"button_width": "70px"},
         )
         self.sign = widgets.ToggleButtons(options=[("+", True), ("−", False)], value=True,
                                           tooltips=[tip("points on the object", "toggle_sign"),
                                                     tip("points off the object", "toggle_sign")],
-                                          style={"button_width": "30px"})  # fmt: skip
+                                          style={"button_width": "38px"})  # fmt: skip
         self.commit = button("Commit", "write the current object into the labels", "check", "commit")
         self.undo = button("Undo", "undo the last prompt, else the last change of the labels", "undo", "undo")
         self.redo = button("Redo", "redo", "repeat", "redo")

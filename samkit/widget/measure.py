@@ -91,15 +91,16 @@ class MeasurePanel:
             self.histogram.value = self.scatter.value = b""
             return
         table = self.annotator.measure()
-        self.table = table
+        shown = table.tail(ROWS_SHOWN).to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0)
+        self.summary.value = (f"<b>{len(table)} object(s) measured</b> (newest {min(len(table), ROWS_SHOWN)} shown)"
+                              f"<div style='overflow-x:auto;max-width:100%'><small>{shown}</small></div>")  # fmt: skip
         numeric = [c for c in table.columns if c != "label" and table[c].dtype.kind in "fiu"]
+        self.table = None  # the menus change below: plot once, at the end
         for menu, start in ((self.x, "area"), (self.y, "mean_intensity")):
             keep = menu.value if menu.value in numeric else next((c for c in numeric if c.startswith(start)), None)
             menu.options = numeric
             menu.value = keep or (numeric[0] if numeric else None)
-        shown = table.tail(ROWS_SHOWN).to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0)
-        self.summary.value = (f"<b>{len(table)} object(s) measured</b> (newest {min(len(table), ROWS_SHOWN)} shown)"
-                              f"<div style='overflow-x:auto;max-width:100%'><small>{shown}</small></div>")  # fmt: skip
+        self.table = table
         self.plot()
 
     def plot(self) -> None:

@@ -4,8 +4,9 @@ A zero-size anywidget inside the annotator. Its script marks the annotator's roo
 element with ``data-lm-suppress-shortcuts``, so that while anything inside it has the
 focus (the canvas, a button just clicked, a slider) no JupyterLab or Notebook 7 shortcut
 fires: ``m`` does not turn the cell into Markdown, ``0 0`` does not restart the kernel.
-Keys pressed there, except in text fields and menus, are sent to the kernel
-(the canvas sends its own: ipycanvas stops them at the canvas). It also reports the
+Keys pressed there, except in text fields and menus, are caught first of all
+(on the window, in the capture phase: Notebook 7 catches some keys, such as ``c``,
+before they reach the focused element) and sent to the kernel. It also reports the
 width of the notebook column the annotator sits in, so the kernel can size the canvas.
 """
 
@@ -25,13 +26,16 @@ function render({ model, el }) {
     if (!root) { if (tries++ < 200) setTimeout(attach, 50); return; }
     root.setAttribute("data-lm-suppress-shortcuts", "true");
     const typing = (t) => t.closest("input, textarea, select, [contenteditable='true']");
-    root.addEventListener("keydown", (e) => {
-      if (typing(e.target) || ["Shift", "Control", "Alt", "Meta"].includes(e.key)) return;
-      if (e.ctrlKey || e.metaKey || e.altKey) return;
+    // first of all listeners (window, capture phase): the host's own capture listeners never see these keys
+    const onKey = (e) => {
+      if (!root.isConnected) { window.removeEventListener("keydown", onKey, true); return; }
+      if (!(e.target instanceof Element) || !root.contains(e.target) || typing(e.target)) return;
+      if (["Shift", "Control", "Alt", "Meta"].includes(e.key) || e.ctrlKey || e.metaKey || e.altKey) return;
       e.preventDefault();     // no button press on Enter or Space, no page scroll on the arrows
       e.stopPropagation();
       model.send({ key: e.key, shift: e.shiftKey });
-    });
+    };
+    window.addEventListener("keydown", onKey, true);
     const column = root.parentElement;
     const report = () => {
       const width = Math.round(column.getBoundingClientRect().width);
