@@ -10,16 +10,18 @@ from __future__ import annotations
 from typing import Callable
 
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_warning
-from samkit.errors import InvalidLabelError, InvalidPromptError, SamkitError
+from napari.utils.notifications import show_error, show_info, show_warning
+from samkit.errors import Cancelled, InvalidLabelError, InvalidPromptError, SamkitError
 
 
 def notify_error(error: BaseException, what: str = "samkit") -> None:
     """Show ``error`` as a short napari notification (never a traceback dialog).
 
-    A refused prompt or label (the user's input) is a warning; anything else an error.
+    A run the user cancelled is news; a refused prompt or label (the user's input) a warning; anything else an error.
     """
-    if isinstance(error, (InvalidLabelError, InvalidPromptError)):
+    if isinstance(error, Cancelled):
+        show_info(f"{what}: {error}")
+    elif isinstance(error, (InvalidLabelError, InvalidPromptError)):
         show_warning(f"{what}: {error}")
     elif isinstance(error, SamkitError):
         show_error(f"{what}: {error}")
