@@ -54,6 +54,18 @@ def widget(make_napari_viewer, qtbot):
         dock.annotator.close()
 
 
+@pytest.fixture
+def shown_widget(make_napari_viewer, qtbot):
+    """(viewer, widget): a shown viewer (real mouse and key events need a drawn canvas) and a samkit annotator
+    docked in it through napari's own path, which hands the widget proxies of the viewer and its layers."""
+    viewer = make_napari_viewer(show=True)
+    _, dock = viewer.window.add_plugin_dock_widget("napari-samkit", "samkit annotator")
+    yield viewer, dock
+    if dock.annotator is not None:
+        dock.annotator.close()
+    qtbot.wait(50)  # let the canvas draw once without the removed layers before the viewer goes
+
+
 SCALE, TRANSLATE = (0.5, 0.5), (10.0, -4.0)  # a layer transform, so world != pixel coordinates
 
 
@@ -136,3 +148,17 @@ def assert_table(table, reference, labels) -> None:
     for name in extra:
         expected = [attributes.get(int(label), {}).get(name) for label in table["label"]]
         assert [None if pd.isna(v) else v for v in table[name]] == expected, name
+
+
+def commit_clicked(qtbot, annotator, truth, labels) -> None:
+    """For each ground-truth object: a real click on its innermost pixel, its preview, the commit key."""
+    from samkit.interaction import KEYS
+
+    from napari_qt_input import click, key
+
+    viewer = annotator.viewer
+    for label in labels:
+        click(viewer, np.array(innermost(truth, label)) * annotator.source.scale + annotator.source.translate)
+        qtbot.waitUntil(lambda: annotator.preview_mask is not None and annotator.preview_array().any(), timeout=20_000)
+        key(viewer, KEYS["commit"])
+        wait_idle(qtbot, annotator)

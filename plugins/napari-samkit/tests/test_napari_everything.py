@@ -7,30 +7,22 @@ from qtpy.QtCore import Qt
 from samkit.interaction import KEYS
 from samkit.testing import SamLikeModel
 
-from napari_helpers import dsb, notes, widget  # noqa: F401 (fixtures)
-from napari_helpers import innermost, largest, no_traceback, start, wait_idle
-from napari_qt_input import click, key
+from napari_helpers import dsb, notes, shown_widget, widget  # noqa: F401 (fixtures)
+from napari_helpers import commit_clicked, largest, no_traceback, start
+from napari_qt_input import key
 
 IMAGE_ID = "0ed3555a4bd4"  # 256 x 256, 21 nuclei: one window
 LEFT = Qt.MouseButton.LeftButton
 
 
-def test_segment_everything_adds_objects_around_the_user_s_in_one_step(make_napari_viewer, qtbot, dsb, notes):
-    from napari_samkit import AnnotatorWidget
-
+def test_segment_everything_adds_objects_around_the_user_s_in_one_step(shown_widget, qtbot, dsb, notes):
+    viewer, widget = shown_widget
     image, truth = dsb(IMAGE_ID)
-    viewer = make_napari_viewer(show=True)
     viewer.add_image(image, rgb=True)
-    widget = AnnotatorWidget(viewer)
-    viewer.window.add_dock_widget(widget)
     model = SamLikeModel(truth)
     annotator = start(widget, qtbot, model)
     viewer.reset_view()
-    mine = largest(truth, 1)[0]
-    click(viewer, innermost(truth, mine))
-    qtbot.waitUntil(lambda: annotator.preview_mask is not None)
-    key(viewer, KEYS["commit"])
-    wait_idle(qtbot, annotator)
+    commit_clicked(qtbot, annotator, truth, largest(truth, 1))
     by_hand = np.asarray(annotator.labels).copy()
 
     panel = widget.everything
@@ -60,7 +52,6 @@ def test_segment_everything_adds_objects_around_the_user_s_in_one_step(make_napa
     added = np.asarray(annotator.labels) * (by_hand == 0)
     np.testing.assert_array_equal(added > 0, (np.asarray(in_view) > 0) & (by_hand == 0))
     no_traceback(notes)
-    annotator.close()
 
 
 def test_cancel_stops_segment_everything_and_adds_nothing(widget, qtbot, dsb, notes):

@@ -10,26 +10,25 @@ from qtpy.QtCore import Qt
 from samkit.interaction import KEYS
 from samkit.testing import OracleModel
 
-from napari_helpers import dsb, notes  # noqa: F401 (fixtures)
-from napari_helpers import SCALE, TRANSLATE, innermost, largest, no_traceback, start, wait_for_preview, wait_idle
-from napari_qt_input import click, drag, key, move
+from napari_helpers import dsb, notes, shown_widget  # noqa: F401 (fixtures)
+from napari_helpers import (
+    SCALE, TRANSLATE, commit_clicked, innermost, largest, no_traceback, start, wait_for_preview, wait_idle,
+)  # fmt: skip
+from napari_qt_input import drag, key, move
 
 IMAGE_ID = "472b1c5ff988"  # 512 x 680, 91 nuclei: one default window
 
 
 @pytest.fixture
-def session(make_napari_viewer, qtbot, dsb):
+def session(shown_widget, qtbot, dsb):
     """(viewer, widget, annotator, truth) with the oracle on a layer with scale and translate, view reset."""
-    viewer = make_napari_viewer(show=True)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-samkit", "samkit annotator")
+    viewer, widget = shown_widget
     image, truth = dsb(IMAGE_ID)
     viewer.add_image(image, name="dsb", rgb=True, scale=SCALE, translate=TRANSLATE)
     annotator = start(widget, qtbot, OracleModel(truth))
     viewer.reset_view()
     qtbot.wait(50)
-    yield viewer, widget, annotator, truth
-    if widget.annotator is not None:
-        widget.annotator.close()
+    return viewer, widget, annotator, truth
 
 
 def world(y, x):
@@ -85,11 +84,8 @@ def test_clicks_and_keys_measure_table_and_status_follow_undo_and_erase(session,
     every undo, redo and erase (they used to keep deleted objects and "measured 2 object(s)")."""
     viewer, widget, annotator, truth = session
     chosen = largest(truth, 2)
-    for label in chosen:
-        click(viewer, world(*innermost(truth, label)))
-        wait_for_preview(qtbot, annotator, truth == label)
-        key(viewer, KEYS["commit"])
-        wait_idle(qtbot, annotator)
+    commit_clicked(qtbot, annotator, truth, chosen)
+    assert [(np.asarray(annotator.labels) == i).sum() for i in (1, 2)] == [(truth == c).sum() for c in chosen]
     qtbot.mouseClick(widget.measure.measure_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: widget.measure.table_view.rowCount() == 2, timeout=20_000)
     assert widget.status.text() == "measured 2 object(s)"

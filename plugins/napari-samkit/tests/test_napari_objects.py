@@ -7,30 +7,22 @@ from qtpy.QtWidgets import QLineEdit
 from samkit.interaction import KEYS
 from samkit.testing import OracleModel
 
-from napari_helpers import dsb, notes  # noqa: F401 (fixtures)
-from napari_helpers import innermost, largest, no_traceback, start, wait_for_preview, wait_idle
-from napari_qt_input import click, double_click, key
+from napari_helpers import dsb, notes, shown_widget  # noqa: F401 (fixtures)
+from napari_helpers import commit_clicked, largest, no_traceback, start
+from napari_qt_input import double_click, key
 
 IMAGE_ID = "0ed3555a4bd4"  # 256 x 256, 21 nuclei
 LEFT = Qt.MouseButton.LeftButton
 
 
-def test_object_list_class_names_display_and_plots_follow_the_labels(make_napari_viewer, qtbot, dsb, notes, tmp_path):
-    from napari_samkit import AnnotatorWidget
-
+def test_object_list_class_names_display_and_plots_follow_the_labels(shown_widget, qtbot, dsb, notes, tmp_path):
+    viewer, widget = shown_widget
     image, truth = dsb(IMAGE_ID)
-    viewer = make_napari_viewer(show=True)
     viewer.add_image(image, rgb=True)
-    widget = AnnotatorWidget(viewer)
-    viewer.window.add_dock_widget(widget)
     annotator = start(widget, qtbot, OracleModel(truth))
     viewer.reset_view()
     chosen = largest(truth, 3)
-    for label in chosen:
-        click(viewer, innermost(truth, label))
-        wait_for_preview(qtbot, annotator, truth == label)
-        key(viewer, KEYS["commit"])
-        wait_idle(qtbot, annotator)
+    commit_clicked(qtbot, annotator, truth, chosen)
 
     objects, model = widget.objects, widget.objects.model
     view = objects.view
@@ -90,4 +82,3 @@ def test_object_list_class_names_display_and_plots_follow_the_labels(make_napari
     annotator.labels_layer.opacity = 0.25
     assert display.opacity.value() == 25
     no_traceback(notes)
-    annotator.close()

@@ -11,29 +11,21 @@ import samkit
 from samkit.interaction import KEYS
 from samkit.testing import OracleModel
 
-from napari_helpers import dsb, notes  # noqa: F401 (fixtures)
-from napari_helpers import innermost, largest, no_traceback, start, wait_for_preview, wait_idle
+from napari_helpers import dsb, notes, shown_widget  # noqa: F401 (fixtures)
+from napari_helpers import commit_clicked, innermost, largest, no_traceback, start
 from napari_qt_input import click, drag, key
 
 IMAGE_ID = "0ed3555a4bd4"  # 256 x 256, 21 nuclei
 
 
-def test_paint_erase_fill_are_napari_s_and_journaled(make_napari_viewer, qtbot, dsb, notes, tmp_path):
-    from napari_samkit import AnnotatorWidget
-
+def test_paint_erase_fill_are_napari_s_and_journaled(shown_widget, qtbot, dsb, notes, tmp_path):
+    viewer, widget = shown_widget
     image, truth = dsb(IMAGE_ID)
-    viewer = make_napari_viewer(show=True)
     viewer.add_image(image, rgb=True)
-    widget = AnnotatorWidget(viewer)
-    viewer.window.add_dock_widget(widget)
     widget.form.autosave.setText(str(tmp_path / "objects"))
     annotator = start(widget, qtbot, OracleModel(truth))
     first, second = largest(truth, 2)
-    for label in (first, second):
-        click(viewer, innermost(truth, label))
-        wait_for_preview(qtbot, annotator, truth == label)
-        key(viewer, KEYS["commit"])
-        wait_idle(qtbot, annotator)
+    commit_clicked(qtbot, annotator, truth, (first, second))
     layer = annotator.labels_layer
     reference = viewer.add_labels(np.asarray(layer.data).copy(), name="napari's own")
     viewer.layers.move(viewer.layers.index(reference), 0)  # drawn below, never picked
@@ -78,7 +70,6 @@ def test_paint_erase_fill_are_napari_s_and_journaled(make_napari_viewer, qtbot, 
     key(viewer, "Control-Shift-Z")
     np.testing.assert_array_equal(np.asarray(layer.data), edited)
     no_traceback(notes)
-    annotator.close()
 
 
 def test_paintable_labels_reads_and_writes_like_numpy_and_never_writes_the_label_image():

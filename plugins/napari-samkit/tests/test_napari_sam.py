@@ -8,17 +8,16 @@ import torch
 from samkit import interaction
 from samkit.models.sam import build_sam
 
-from napari_helpers import dsb, notes  # noqa: F401 (fixtures)
+from napari_helpers import dsb, notes, shown_widget  # noqa: F401 (fixtures)
 from napari_helpers import no_traceback, start, wait_idle
 from napari_qt_input import click, key
 
 
-def test_a_sam_network_answers_real_clicks(make_napari_viewer, qtbot, dsb, notes):
+def test_a_sam_network_answers_real_clicks(shown_widget, qtbot, dsb, notes):
+    viewer, widget = shown_widget
     torch.manual_seed(0)
     sam = build_sam("vit_t").eval()
     image, _ = dsb("0ed3555a4bd4")  # 256 x 256: one window
-    viewer = make_napari_viewer(show=True)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-samkit", "samkit annotator")
     viewer.add_image(image, rgb=True)
     annotator = start(widget, qtbot, sam)
     viewer.reset_view()
@@ -36,4 +35,3 @@ def test_a_sam_network_answers_real_clicks(make_napari_viewer, qtbot, dsb, notes
         wait_idle(qtbot, annotator, timeout=60_000)
         np.testing.assert_array_equal(np.asarray(annotator.labels_layer.data) == 1, expected)
     no_traceback(notes)
-    annotator.close()

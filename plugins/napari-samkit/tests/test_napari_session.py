@@ -10,7 +10,7 @@ from qtpy.QtCore import Qt
 from samkit.interaction import KEYS
 from samkit.testing import SamLikeModel
 
-from napari_helpers import dsb, notes  # noqa: F401 (fixtures)
+from napari_helpers import dsb, notes, shown_widget  # noqa: F401 (fixtures)
 from napari_helpers import innermost, largest, no_traceback, start, wait_idle
 from napari_qt_input import click, drag, key
 
@@ -21,11 +21,10 @@ def iou(a, b) -> float:
     return (a & b).sum() / (a | b).sum()
 
 
-def test_a_whole_session_with_the_sam_like_model(make_napari_viewer, qtbot, dsb, notes):
+def test_a_whole_session_with_the_sam_like_model(shown_widget, qtbot, dsb, notes):
+    viewer, widget = shown_widget
     image, truth = dsb(IMAGE_ID)
-    viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1280, 800)  # a laptop screen
-    _, widget = viewer.window.add_plugin_dock_widget("napari-samkit", "samkit annotator")
     viewer.add_image(image, name="nuclei (DSB2018)", rgb=True)
     annotator = start(widget, qtbot, SamLikeModel(truth))
     viewer.reset_view()
@@ -87,5 +86,3 @@ def test_a_whole_session_with_the_sam_like_model(make_napari_viewer, qtbot, dsb,
         if folder:
             picture.save(str(Path(folder) / name))
     no_traceback(notes)
-    annotator.close()
-    qtbot.wait(100)
