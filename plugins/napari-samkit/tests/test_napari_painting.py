@@ -96,3 +96,33 @@ def test_paintable_labels_reads_and_writes_like_numpy_and_never_writes_the_label
     assert data.writing
     data.take_writes()
     np.testing.assert_array_equal(np.asarray(data), initial)
+
+
+def test_a_refused_edit_leaves_the_labels_as_they_were(shown_widget, qtbot, dsb, notes, monkeypatch):
+    """The label image refuses the stroke (as when its autosave folder cannot be written): a short notification,
+    and the layer shows the labels as they were, not the stroke."""
+    from samkit.errors import AutosaveError
+
+    from napari_helpers import messages
+
+    viewer, widget = shown_widget
+    image, truth = dsb(IMAGE_ID)
+    viewer.add_image(image, rgb=True)
+    annotator = start(widget, qtbot, OracleModel(truth))
+    viewer.reset_view()
+    commit_clicked(qtbot, annotator, truth, largest(truth, 1))
+    before = np.asarray(annotator.labels).copy()
+
+    def refuse(*args, **kwargs):
+        raise AutosaveError("cannot write the autosave folder: disk full")
+
+    monkeypatch.setattr(annotator.labels, "set_pixels", refuse)
+    layer = annotator.labels_layer
+    viewer.layers.selection.active = layer
+    layer.selected_label, layer.brush_size = 1, 5
+    key(viewer, KEYS["brush"])
+    drag(viewer, (20, 20), (200, 200))
+    assert any("disk full" in m for m in messages(notes, "error"))
+    assert not layer.data.writing
+    np.testing.assert_array_equal(np.asarray(layer.data), before)
+    no_traceback(notes)
