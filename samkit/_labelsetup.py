@@ -2,7 +2,7 @@
 
 A new label image is an empty zarr array (in memory, or a :class:`~samkit._labelstore.DurableStore`
 in a new folder) and a log whose line 0 describes it; reopening checks the folder
-against its log and replays the log into a :class:`~samkit._journal.History`.
+against its log and replays the log into a :class:`~samkit._history.History`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import zarr
 from zarr.storage import MemoryStore
 
 from . import _durable
-from ._journal import FORMAT, DiskJournal, History, MemoryJournal, autosave_error, is_saved, now, prepare
+from ._history import History
+from ._journal import FORMAT, DiskJournal, MemoryJournal, autosave_error, is_saved, now, prepare
 from ._labelstore import COMPRESSORS, DurableStore, open_array, open_checked, rebased
 from .errors import AutosaveError, InvalidImageError
 

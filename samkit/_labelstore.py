@@ -35,7 +35,8 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.storage import LocalStore, MemoryStore
 
 from . import _durable
-from ._journal import DiskJournal, History, MemoryJournal, _chunk_boxes, _union, autosave_error, is_saved, prepare
+from ._history import History, _chunk_boxes, _union
+from ._journal import DiskJournal, MemoryJournal, autosave_error, is_saved, prepare
 from .errors import AutosaveError
 
 log = logging.getLogger(__name__)

@@ -300,9 +300,10 @@ def test_brush_object_list_class_name_and_plots(notebook):
     _wait(lambda: len(nb.value("annotator.labels.objects")) == len(before) + 1)
     new = nb.value("int(annotator.labels.next_label) - 1")
     painted = np.asarray(nb.value(f"np.argwhere(np.asarray(annotator.labels) == {new})"))
-    expected = set(zip(*brush(truth.shape, [(y + 0.5, x + 0.5) for y, x in stroke], radius)))
     got = set(map(tuple, painted))
-    assert len(got & expected) / len(got | expected) > 0.9  # the page sends the mouse path at its own pace
+    centres = [(y + 0.5, x + 0.5) for y, x in stroke]
+    # the page sends whole CSS pixels, about one image pixel at this zoom: the stroke lies within a pixel of the drag
+    assert set(zip(*brush(truth.shape, centres, radius - 1.5))) <= got <= set(zip(*brush(truth.shape, centres, radius + 1.5)))
     # the object list: the new object first; select it and name it
     row = nb.page.locator(".samkit-objects .widget-hbox").nth(1)
     assert row.locator("button").inner_text().strip() == str(new)
