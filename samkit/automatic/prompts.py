@@ -13,7 +13,7 @@ For one window, with the object size ``d`` decided for the whole image
    used: the rest of the window belongs to its neighbours.
 2. *Decoding*, ``points_per_batch`` prompts at a time, at most one per
    ``d / 2`` cell in a batch. The decoder's answers steer what comes next:
-   candidates inside a mask found so far (grown by ``d / 8``) are skipped; a
+   candidates inside a mask found so far (grown by a disc of ``d / 8``) are skipped; a
    prompt that finds nothing rules out the significant region around it
    (within ``d / 2``); and each block and polarity is ranked by the share of
    its prompts that found an object (Laplace's rule of succession), so
@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+from skimage.morphology import disk
 
 from ..engine.mask import paste
 from . import generate
@@ -179,9 +181,10 @@ def window_objects(decode_points, pixels: np.ndarray, settings, inner_edges=(Non
     d = float(settings.object_size)
     area = (0, 0, *shape) if area is None else area
     candidates = Candidates(significance(grey(pixels), d), d, area)
-    explained = np.zeros(shape, bool)  # found objects with a margin, and what prompts that found nothing rule out
+    explained = np.zeros(shape, bool)  # found objects with a margin (a disc of d / 8), and what prompts that found nothing rule out
     found_pixels = np.zeros(shape, bool)
     grow = max(1, int(round(d / 8)))
+    disc = disk(grow).astype(bool)
     found, calls = [], 0
     while calls < settings.max_prompts:
         chosen = candidates.next(explained, found_pixels, min(settings.points_per_batch, settings.max_prompts - calls))
@@ -205,7 +208,7 @@ def window_objects(decode_points, pixels: np.ndarray, settings, inner_edges=(Non
             box = (max(oy - grow, 0), max(ox - grow, 0), min(oy + mask.crop.shape[0] + grow, shape[0]),
                    min(ox + mask.crop.shape[1] + grow, shape[1]))  # fmt: skip
             crop = paste(mask.crop, mask.offset, box)
-            explained[box[0] : box[2], box[1] : box[3]] |= ndimage.binary_dilation(crop, iterations=grow)
+            explained[box[0] : box[2], box[1] : box[3]] |= ndimage.binary_dilation(crop, disc)
             found_pixels[box[0] : box[2], box[1] : box[3]] |= crop
         candidates.answer(chosen, hits, explained)
         found += masks

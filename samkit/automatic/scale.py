@@ -2,10 +2,11 @@
 
 The estimate has two steps, on the central window of the image:
 
-1. from the image alone: the scale of the strongest blobs, i.e. of the
-   strongest 3 % of the maxima of the scale-normalised Laplacian of
-   Gaussian over space and scale (sigma 1.5 to 48 px; a blob of diameter
-   ``d`` answers most at ``sigma = d / (2 sqrt 2)``);
+1. from the image alone (its central 512 x 512 pixels): the scale of the
+   strongest blobs, i.e. of the strongest 3 % of the maxima of the
+   scale-normalised Laplacian of Gaussian over space and scale (sigma 1.5
+   to 48 px; a blob of diameter ``d`` answers most at
+   ``sigma = d / (2 sqrt 2)``);
 2. from the model: size-aware prompts with step 1's size
    (:mod:`samkit.automatic.prompts`, at most 256) are decoded, and the size
    is the median equivalent diameter of the objects the model finds. Images whose fine texture dominates step 1 (aerial views of
@@ -26,7 +27,8 @@ from ..errors import InvalidSettingError
 from ..io.metadata import convert, normalise_unit
 from .contrast import grey
 
-SIGMAS = np.geomspace(1.5, 48.0, 24)
+SIGMAS = np.geomspace(1.5, 48.0, 16)
+SAMPLE = 512  # side of the central part of the window the blobs are measured in
 STRONGEST = 97.0  # percentile of the scale-space maxima whose scales are taken
 PROBE_PROMPTS = 256  # decoder calls spent on the estimate
 
@@ -34,6 +36,8 @@ PROBE_PROMPTS = 256  # decoder calls spent on the estimate
 def blob_size(image: np.ndarray) -> float:
     """Step 1: the diameter (pixels) of the strongest blobs of a grey ``image``."""
     image = np.asarray(image, np.float32)
+    (h, w), side = image.shape, SAMPLE
+    image = image[max(h - side, 0) // 2 :][:side, max(w - side, 0) // 2 :][:, :side]
     stack = np.stack([np.abs(s * s * ndimage.gaussian_laplace(image, s)) for s in SIGMAS])
     peaks = (stack == ndimage.maximum_filter(stack, size=(3, 5, 5), mode="nearest")) & (stack > 0)
     peaks[0] = peaks[-1] = False  # a maximum at the end of the scale range is no blob of that scale
