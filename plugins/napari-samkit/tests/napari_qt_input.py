@@ -21,14 +21,19 @@ SPECIAL = {"Enter": (Qt.Key.Key_Return, "\r"), "Escape": (Qt.Key.Key_Escape, "\x
            "Backspace": (Qt.Key.Key_Backspace, "\b"), "Space": (Qt.Key.Key_Space, " ")}  # fmt: skip
 
 
+def _canvas(viewer):
+    """napari's vispy canvas (of the viewer itself, also when given the proxy a plugin holds)."""
+    return getattr(viewer, "__wrapped__", viewer).window._qt_viewer.canvas
+
+
 def canvas_widget(viewer):
     """The Qt widget that receives the canvas's mouse and key events."""
-    return viewer.window._qt_viewer.canvas.native
+    return _canvas(viewer).native
 
 
 def to_canvas(viewer, world) -> tuple[float, float]:
     """A world (y, x) position -> (x, y) pixels of the canvas widget (Qt's order)."""
-    transform = viewer.window._qt_viewer.canvas.view.scene.transform
+    transform = _canvas(viewer).view.scene.transform
     x, y = transform.map(list(np.asarray(world, float)[-2:][::-1]))[:2]
     return float(x), float(y)
 

@@ -5,7 +5,6 @@ several); this one changes no setting of the widget.
 """
 
 import numpy as np
-import pandas as pd
 import samkit
 from scipy import ndimage
 from samkit.testing import OracleModel, mosaic

@@ -2,7 +2,6 @@
 
 import dask.array as da
 import numpy as np
-import pandas as pd
 import pytest
 import samkit
 import zarr

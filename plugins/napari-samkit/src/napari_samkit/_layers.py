@@ -114,10 +114,15 @@ class Strided:
         return out if dtype is None else out.astype(dtype)
 
 
+def viewer_camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
 def visible_region(viewer, source):
     """The (y0, x0, y1, x1) image pixels in the 2D view (camera centre, zoom, canvas size); None if unknown."""
-    scene = getattr(viewer, "scene", None)  # napari >= 0.9; viewer.camera before
-    camera = scene.camera if scene is not None else viewer.camera
+    camera = viewer_camera(viewer)
     size = np.asarray(viewer.canvas.size, float)[-2:]
     if camera.zoom <= 0 or not (size > 1).all():
         return None
@@ -134,10 +139,11 @@ def look_at(viewer, source, box, fill: float = 0.4) -> None:
     """Centre the 2D view on ``box`` (y0, x0, y1, x1 pixels), zoomed so that it spans ``fill`` of the canvas."""
     y0, x0, y1, x1 = box
     low, high = (np.asarray(p, float) * source.scale + source.translate for p in ((y0 - 0.5, x0 - 0.5), (y1 - 0.5, x1 - 0.5)))
-    viewer.camera.center = tuple((low + high) / 2)
+    camera = viewer_camera(viewer)
+    camera.center = tuple((low + high) / 2)
     size = np.asarray(viewer.canvas.size, float)[-2:]
     if (size > 1).all():
-        viewer.camera.zoom = float(fill * np.min(size / np.maximum(np.abs(high - low), 1e-9)))
+        camera.zoom = float(fill * np.min(size / np.maximum(np.abs(high - low), 1e-9)))
 
 
 # -- prompts: layer <-> engine ------------------------------------------------

@@ -130,9 +130,6 @@ class ObjectList(QWidget):
         rows = self.view.selectionModel().selectedRows()
         return self.model.ids[rows[0].row()] if rows and rows[0].row() < len(self.model.ids) else None
 
-    def row_of(self, label: int) -> int:
-        return self.model.ids.index(label)
-
     def _picked(self, current, _previous) -> None:
         if current.isValid():
             self.select(self.model.ids[current.row()])
