@@ -59,8 +59,14 @@ def add_segment(commands) -> None:
     segment.add_argument("-o", "--out", required=True, metavar="OUT",
                          help="labels.tif (OME-TIFF), labels.zarr (OME-Zarr), or a folder without suffix "
                          "(a samkit label image with history, to correct in the annotators)")  # fmt: skip
-    for name, kind in (("points_per_side", int), ("points_per_batch", int), ("pred_iou_thresh", float),
-                       ("stability_score_thresh", float), ("stability_score_offset", float),
+    from .automatic import MODES
+
+    segment.add_argument("--mode", choices=MODES, default=defaults.mode,
+                         help="how objects are found (default: auto, the best the model offers; see samkit.segment_all)")
+    segment.add_argument("--object-size", type=float, default=None, metavar="PIXELS",
+                         help="typical object diameter in pixels, for --mode prompts (default: estimated)")
+    for name, kind in (("max_prompts", int), ("points_per_side", int), ("points_per_batch", int),
+                       ("pred_iou_thresh", float), ("stability_score_thresh", float), ("stability_score_offset", float),
                        ("box_nms_thresh", float), ("min_area", int)):  # fmt: skip
         segment.add_argument(f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name),
                              help="see samkit.segment_all (default: %(default)s)")  # fmt: skip
@@ -96,7 +102,7 @@ def _segment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ._output import check_writable, remove_leftover
-    from .automatic import segment_all
+    from .automatic import run
     from .measurement import save_labels
 
     if args.prompts:  # one object per box / point of a prompt file
@@ -111,16 +117,18 @@ def _segment(args: argparse.Namespace) -> int:
     if export and out.exists():
         raise InvalidImageError(f"{out} exists; choose another output or delete it first")
     check_writable(out)
-    settings = {k: getattr(args, k) for k in ("points_per_side", "points_per_batch", "pred_iou_thresh", "min_area",
-                "stability_score_thresh", "stability_score_offset", "box_nms_thresh")}  # fmt: skip
+    settings = {k: getattr(args, k) for k in ("mode", "object_size", "max_prompts", "points_per_side", "points_per_batch",
+                "pred_iou_thresh", "min_area", "stability_score_thresh", "stability_score_offset", "box_nms_thresh")}  # fmt: skip
     _check_settings(settings, args.halo, args.tile_size)
     folder = out.with_name(f".{out.name}.labels") if export else out  # the label image, before its export
     if export:
         remove_leftover(folder, out)
     with _client(args.scheduler) as client, _bar("segmenting", args.no_progress) as progress:
-        labels = segment_all(args.image, _model(args.model), tile_size=args.tile_size, halo=args.halo, out=folder,
-                             cache=_cache(args.cache), client=client, workdir=args.workdir or out.parent,
-                             progress=progress, **settings)  # fmt: skip
+        result = run(args.image, _model(args.model), tile_size=args.tile_size, halo=args.halo, out=folder,
+                     cache=_cache(args.cache), client=client, workdir=args.workdir or out.parent,
+                     progress=progress, **settings)  # fmt: skip
+    labels = result.labels
+    print(f"samkit: {result.summary()}", file=sys.stderr)
     if export:
         save_labels(labels, out)
         shutil.rmtree(folder, ignore_errors=True)

@@ -54,6 +54,10 @@ class AutosaveError(SamkitError, OSError):
     """A commit could not be saved to disk; the label image on disk is unchanged."""
 
 
+class Cancelled(SamkitError, RuntimeError):
+    """A run was stopped on request (e.g. ``segment_all(..., cancel=event)``); it left no output behind."""
+
+
 class EmbeddingCancelled(SamkitError, RuntimeError):
     """A tile a prompt needs was not embedded because embedding was cancelled."""
 

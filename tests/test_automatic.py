@@ -14,7 +14,7 @@ from scipy import ndimage
 
 import samkit
 from samkit.automatic import Settings, segment_all
-from samkit.automatic import pipeline, stitch
+from samkit.automatic import jobs, stitch
 from samkit.automatic.generate import box_nms, clean, point_grid
 from samkit.engine import TileGrid
 from samkit.errors import AutosaveError, InvalidImageError
@@ -305,6 +305,9 @@ def test_cores_partition_the_image():
         assert (count == 1).all()
 
 
-def test_settings_defaults_are_sams():
-    assert Settings() == Settings(32, 64, 0.88, 0.95, 1.0, 0.7, 0)
-    assert pipeline.default_tile("vit_b") == 1024
+def test_grid_mode_has_sams_defaults():
+    grid = Settings(mode="grid")
+    assert (grid.points_per_side, grid.points_per_batch, grid.pred_iou_thresh, grid.stability_score_thresh,
+            grid.stability_score_offset, grid.box_nms_thresh, grid.min_area) == (32, 64, 0.88, 0.95, 1.0, 0.7, 0)  # fmt: skip
+    assert Settings(points_per_side=16).mode == "grid"  # a point grid asked for is the grid mode
+    assert jobs.default_tile("vit_b") == 1024

@@ -14,19 +14,24 @@ from __future__ import annotations
 import copy
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 
 from ..engine.grid import TileGrid
-from ..errors import WorkerLostError
+from ..errors import Cancelled, WorkerLostError
 from ..io import open_image
-from .pipeline import Job, default_tile, load
+from .jobs import Job, check_region, default_tile, load
 
 _MODELS: OrderedDict = OrderedDict()  # model token -> window model, in this process
 _SESSIONS: OrderedDict = OrderedDict()  # job token -> Session, in this process
 _LOCK = threading.Lock()
 
 
-def job(image, model, options: tuple, settings, scratch) -> Job:
-    """A :class:`Job` for a cluster: the grid computed without loading the model here."""
+def job(image, model, options: tuple, settings, scratch, region=None, client=None) -> Job:
+    """A :class:`Job` for a cluster: the grid computed without loading the model here.
+
+    With ``client``, the settings are decided (mode, object size) by one worker,
+    which builds the model and reads the image as every worker will.
+    """
     from dask.base import tokenize
 
     opened = open_image(image).yxc()
@@ -34,7 +39,18 @@ def job(image, model, options: tuple, settings, scratch) -> Job:
     tile = values["tile_size"] or default_tile(model)
     grid = TileGrid(tuple(int(n) for n in opened.shape[:2]), tile, values["halo"])
     model_key = tokenize(model)
-    return Job(image, model, options, settings, grid, scratch, tokenize(model_key, image, options), model_key)
+    made = Job(image, model, options, settings, grid, scratch, check_region(region, grid.shape),
+               tokenize(model_key, image, options), model_key)  # fmt: skip
+    if client is None:
+        return made
+    return replace(made, settings=client.submit(decided, made, pure=False).result())
+
+
+def decided(job: Job):
+    """The job's settings decided on this worker (see :func:`samkit.automatic.modes.decide`)."""
+    from .modes import decide
+
+    return decide(job.settings, worker_session(job))
 
 
 def worker_session(job: Job):
@@ -69,8 +85,12 @@ def loaded_models() -> int:
     return len(_MODELS)
 
 
-def run(client, function, items, tracker=None) -> list:
-    """``function(job, index)`` for each (job, index) of ``items`` on the cluster; results in order."""
+def run(client, function, items, tracker=None, cancel=None) -> list:
+    """``function(job, index)`` for each (job, index) of ``items`` on the cluster; results in order.
+
+    ``cancel`` (a threading.Event), when set, stops the run after the next task
+    that finishes (:class:`samkit.errors.Cancelled`).
+    """
     from distributed import as_completed
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
@@ -86,6 +106,8 @@ def run(client, function, items, tracker=None) -> list:
                 future.result()  # raises the task's exception
             if tracker is not None:
                 tracker.step()
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("segment_all was cancelled; no label image was written")
         return client.gather(futures)
     except KilledWorker as e:
         raise WorkerLostError(

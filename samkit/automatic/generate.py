@@ -24,45 +24,13 @@ across windows, ids) is :mod:`samkit.automatic.stitch`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
 
 from ..engine.mask import tight
 from ..engine.stitch import connected_to
-from ..errors import InvalidSettingError
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The parameters of automatic mask generation (SAM's reference defaults).
-
-    See :func:`samkit.segment_all` for what each one does.
-    """
-
-    points_per_side: int = 32
-    points_per_batch: int = 64
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.95
-    stability_score_offset: float = 1.0
-    box_nms_thresh: float = 0.7
-    min_area: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("points_per_side", "points_per_batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InvalidSettingError(f"{name}={value!r}: must be a positive int")
-        for name in ("pred_iou_thresh", "stability_score_thresh"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise InvalidSettingError(f"{name}={getattr(self, name)!r}: must lie in [0, 1] (0 keeps every mask)")
-        if not 0.0 < self.box_nms_thresh <= 1.0:
-            raise InvalidSettingError(f"box_nms_thresh={self.box_nms_thresh!r}: must lie in (0, 1] (1 keeps all but exact duplicates)")
-        if not self.stability_score_offset > 0:
-            raise InvalidSettingError(f"stability_score_offset={self.stability_score_offset!r}: must be > 0 (SAM uses 1.0)")
-        if isinstance(self.min_area, bool) or not isinstance(self.min_area, (int, np.integer)) or self.min_area < 0:
-            raise InvalidSettingError(f"min_area={self.min_area!r}: must be an int >= 0 (pixels; 0 keeps every size)")
 
 
 def point_grid(shape: tuple[int, int], points_per_side: int) -> np.ndarray:
@@ -136,8 +104,17 @@ def _drop_small(mask: np.ndarray, min_area: int, structure: np.ndarray) -> np.nd
     return mask & ~small[components]
 
 
-def window_objects(decode_points, shape: tuple[int, int], settings: Settings, inner_edges=(None,) * 4) -> list:
-    """Automatic masks of one window: [(crop, (y, x) offset, score)], after filtering and NMS.
+class Found(NamedTuple):
+    """One mask a window's prompts found: ``crop`` at ``offset`` (y, x) in the window, with its scores."""
+
+    crop: np.ndarray
+    offset: tuple[int, int]
+    score: float
+    stability: float
+
+
+def window_objects(decode_points, shape: tuple[int, int], settings, inner_edges=(None,) * 4) -> list[Found]:
+    """SAM's automatic masks of one window (its point grid), after filtering and NMS.
 
     Parameters
     ----------
@@ -145,47 +122,67 @@ def window_objects(decode_points, shape: tuple[int, int], settings: Settings, in
         The window's ``point_decoder`` (see :mod:`samkit.engine.models`).
     shape : (h, w)
         The window's size.
-    settings : Settings
+    settings : samkit.automatic.Settings
     inner_edges : (y0, x0, y1, x1)
         Window coordinates of the window's edges that are not image edges
         (None for image edges); see :func:`clean`.
     """
+    return filtered(decode_points, point_grid(shape, settings.points_per_side), settings, inner_edges)
+
+
+def filtered(decode_points, points: np.ndarray, settings, inner_edges=(None,) * 4) -> list[Found]:
+    """The masks of single-point prompts at ``points`` (n, 2) that pass SAM's filters, NMS and ``min_area``."""
     found = decode_points(
-        point_grid(shape, settings.points_per_side), multimask=True, min_score=settings.pred_iou_thresh,
-        min_stability=settings.stability_score_thresh, stability_offset=settings.stability_score_offset,
-        batch=settings.points_per_batch,
-    )
-    crops, offsets, scores = found.crops, [tuple(o) for o in found.offsets.tolist()], found.score.tolist()
-    keep = box_nms(_boxes(crops, offsets), found.score, settings.box_nms_thresh) if crops else []
-    objects = [(crops[i], offsets[i], scores[i]) for i in keep]
-    if settings.min_area > 0 and objects:
-        cleaned = []
-        for crop, offset, score in objects:
-            crop, offset = tight(clean(crop, offset, settings.min_area, inner_edges), offset)
-            if crop.size:
-                cleaned.append((crop, offset, score))
-        objects = []
-        if cleaned:  # cleaning changed boxes: suppress again
-            crops, offsets, scores = zip(*cleaned)
-            objects = [cleaned[i] for i in box_nms(_boxes(crops, offsets), np.array(scores), settings.box_nms_thresh)]
-    return objects
+        points, multimask=True, min_score=settings.pred_iou_thresh, min_stability=settings.stability_score_thresh,
+        stability_offset=settings.stability_score_offset, batch=settings.points_per_batch,
+    )  # fmt: skip
+    return suppress(masks_of(found), settings, inner_edges)
 
 
-def paint(objects, shape: tuple[int, int]) -> np.ndarray:
-    """Window labels (h, w) int32, 1..n: masks painted largest first, so smaller ones stay on top.
+def masks_of(found) -> list[Found]:
+    """:class:`Found` masks from a ``point_decoder``'s PointMasks."""
+    offsets = [tuple(o) for o in found.offsets.tolist()]
+    return [Found(c, o, s, t) for c, o, s, t in zip(found.crops, offsets, found.score.tolist(), found.stability.tolist())]
 
-    Masks hidden entirely by later ones are left out; ids follow the painting order.
+
+def suppress(objects: list[Found], settings, inner_edges=(None,) * 4) -> list[Found]:
+    """Box NMS on ``objects``, then (with ``min_area``) holes and islands removed and NMS again."""
+    if not objects:
+        return []
+    objects = [objects[i] for i in box_nms(_boxes(objects), [o.score for o in objects], settings.box_nms_thresh)]
+    if not settings.min_area:
+        return objects
+    cleaned = []
+    for found in objects:
+        crop, offset = tight(clean(found.crop, found.offset, settings.min_area, inner_edges), found.offset)
+        if crop.size:
+            cleaned.append(found._replace(crop=crop, offset=offset))
+    if not cleaned:
+        return []
+    # cleaning changed boxes: suppress again
+    return [cleaned[i] for i in box_nms(_boxes(cleaned), [o.score for o in cleaned], settings.box_nms_thresh)]
+
+
+def paint(objects: list[Found], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Window labels (h, w) int32, 1..n, with each label's (n,) score and stability.
+
+    Masks are painted largest first, so smaller ones stay on top; masks hidden
+    entirely by later ones are left out; ids follow the painting order.
     """
     labels = np.zeros(shape, np.int32)
-    order = sorted(range(len(objects)), key=lambda i: (-int(objects[i][0].sum()), tuple(objects[i][1])))
+    order = sorted(range(len(objects)), key=lambda i: (-int(objects[i].crop.sum()), tuple(objects[i].offset)))
     for k, i in enumerate(order, start=1):
-        crop, (oy, ox), _ = objects[i]
+        crop, (oy, ox) = objects[i].crop, objects[i].offset
         labels[oy : oy + crop.shape[0], ox : ox + crop.shape[1]][crop] = k
     visible = np.unique(labels[labels > 0])
     lookup = np.zeros(len(order) + 1, np.int32)
     lookup[visible] = np.arange(1, len(visible) + 1)
-    return lookup[labels]
+    painted = [objects[order[k - 1]] for k in visible]
+    score = np.array([o.score for o in painted], np.float32)
+    stability = np.array([o.stability for o in painted], np.float32)
+    return lookup[labels], score, stability
 
 
-def _boxes(crops, offsets) -> np.ndarray:
-    return np.array([(oy, ox, oy + c.shape[0], ox + c.shape[1]) for c, (oy, ox) in zip(crops, offsets)], np.float64)
+def _boxes(objects) -> np.ndarray:
+    return np.array([(o.offset[0], o.offset[1], o.offset[0] + o.crop.shape[0], o.offset[1] + o.crop.shape[1])
+                     for o in objects], np.float64).reshape(-1, 4)  # fmt: skip

@@ -41,11 +41,19 @@ class WindowSummary(NamedTuple):
 
     area : (n,) int64, pixels of each object in the window's core
     first : (n,) int64, raster index (y * W + x) of each object's first core pixel; -1 if none
+    edges : (n, 4) bool, whether each object reaches the window's top, left, bottom, right edge
+        where that edge lies inside the image (it may continue in the next window)
+    inside : (n,) int64, core pixels of each object inside the run's region (all core pixels without one)
+    score, stability : (n,) float32, each object's predicted IoU and stability score
     """
 
     index: tuple[int, int]
     area: np.ndarray
     first: np.ndarray
+    edges: np.ndarray
+    inside: np.ndarray
+    score: np.ndarray
+    stability: np.ndarray
 
 
 def core_bounds(grid: TileGrid) -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +79,12 @@ def inner_edges(grid: TileGrid, index: tuple[int, int]) -> tuple:
     return (0 if y0 > 0 else None, 0 if x0 > 0 else None, y1 - y0 if y1 < h else None, x1 - x0 if x1 < w else None)
 
 
-def summarise(grid: TileGrid, index: tuple[int, int], labels: np.ndarray) -> WindowSummary:
-    """The core area and first core pixel of each object of a window's ``labels`` (local ids 1..n)."""
+def summarise(grid: TileGrid, index: tuple[int, int], labels: np.ndarray, region=None, score=None, stability=None) -> WindowSummary:
+    """The summary of a window's ``labels`` (local ids 1..n); ``score`` and ``stability`` (n,) default to 1.
+
+    ``region`` (y0, x0, y1, x1), when given, is the part of the image whose
+    objects are kept (see :func:`resolve`).
+    """
     n = int(labels.max(initial=0))
     y0, x0, y1, x1 = grid.window(index)
     cy0, cx0, cy1, cx1 = core(grid, index)
@@ -83,7 +95,20 @@ def summarise(grid: TileGrid, index: tuple[int, int], labels: np.ndarray) -> Win
     found = where >= 0
     ry, rx = np.divmod(where[found], cx1 - cx0)
     where[found] = (ry + cy0) * grid.shape[1] + rx + cx0
-    return WindowSummary(tuple(index), area[1:], where[1:])
+    in_region = area
+    if region is not None:
+        ry0, rx0, ry1, rx1 = max(region[0], cy0), max(region[1], cx0), min(region[2], cy1), min(region[3], cx1)
+        in_region = np.zeros(n + 1, np.int64)
+        if ry0 < ry1 and rx0 < rx1:
+            in_region = np.bincount(labels[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0].ravel(), minlength=n + 1)
+    edges = np.zeros((n + 1, 4), bool)
+    for side, (edge, strip) in enumerate(zip(inner_edges(grid, index), (labels[0], labels[:, 0], labels[-1], labels[:, -1]))):
+        if edge is not None:
+            edges[strip, side] = True
+    ones = np.ones(n, np.float32)
+    score = ones if score is None else np.asarray(score, np.float32)
+    stability = ones if stability is None else np.asarray(stability, np.float32)
+    return WindowSummary(tuple(index), area[1:], where[1:], edges[1:], in_region[1:], score, stability)
 
 
 def neighbours(grid: TileGrid, index: tuple[int, int]) -> list[tuple[int, int]]:
@@ -116,36 +141,55 @@ def links(a: np.ndarray, b: np.ndarray, min_iou: float = LINK_IOU) -> np.ndarray
 
 
 class Resolved(NamedTuple):
-    """The final ids: ``lookups[index]`` maps window ``index``'s local ids (0..n) to final ids (0 = dropped)."""
+    """The final ids: ``lookups[index]`` maps window ``index``'s local ids (0..n) to final ids (0 = dropped).
+
+    ``score`` and ``stability`` (count,) are those of each final object's largest piece (by core area).
+    """
 
     lookups: dict
     count: int
+    score: np.ndarray
+    stability: np.ndarray
 
 
-def resolve(summaries: list[WindowSummary], pair_links: list, min_area: int = 0) -> Resolved:
-    """Join linked pieces into objects, drop the small ones and number the rest in raster order.
-
-    ``pair_links`` holds (index_a, index_b, (k, 2) pairs of local ids) triples from :func:`links`.
-    """
+def _components(summaries: list[WindowSummary], pair_links: list) -> tuple[dict, np.ndarray]:
+    """(start of each window's nodes, component of each node): node of (window, local id k) = start + k - 1."""
     start, offset = {}, 0
-    for s in summaries:  # node of (window, local id k) = start[window] + k - 1
+    for s in summaries:
         start[s.index] = offset
         offset += len(s.area)
-    if offset == 0:  # no window found anything
-        return Resolved({s.index: np.zeros(1, np.uint32) for s in summaries}, 0)
     rows = [start[a] + p[:, 0] - 1 for a, b, p in pair_links if len(p)]
     cols = [start[b] + p[:, 1] - 1 for a, b, p in pair_links if len(p)]
     rows = np.concatenate(rows) if rows else np.zeros(0, int)
     cols = np.concatenate(cols) if cols else np.zeros(0, int)
     graph = sparse.coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(offset, offset))
-    _, component = connected_components(graph, directed=False)
-    area = np.concatenate([s.area for s in summaries]) if summaries else np.zeros(0, np.int64)
-    first = np.concatenate([s.first for s in summaries]) if summaries else np.zeros(0, np.int64)
-    n = int(component.max(initial=-1)) + 1
+    return start, connected_components(graph, directed=False)[1] if offset else np.zeros(0, int)
+
+
+def _stack(summaries: list[WindowSummary], field: str, dtype) -> np.ndarray:
+    parts = [getattr(s, field) for s in summaries]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
+def resolve(summaries: list[WindowSummary], pair_links: list, min_area: int = 0, region=None) -> Resolved:
+    """Join linked pieces into objects, drop the small ones and number the rest in raster order.
+
+    ``pair_links`` holds (index_a, index_b, (k, 2) pairs of local ids) triples
+    from :func:`links`. With ``region``, only the objects with a pixel in it
+    are kept (the summaries then count those pixels, see :func:`summarise`).
+    """
+    start, component = _components(summaries, pair_links)
+    if len(component) == 0:  # no window found anything
+        return Resolved({s.index: np.zeros(1, np.uint32) for s in summaries}, 0, np.zeros(0, np.float32), np.zeros(0, np.float32))
+    area, first = _stack(summaries, "area", np.int64), _stack(summaries, "first", np.int64)
+    n = int(component.max()) + 1
     total = np.bincount(component, weights=area, minlength=n)
     earliest = np.full(n, np.iinfo(np.int64).max)
     np.minimum.at(earliest, component[first >= 0], first[first >= 0])
-    kept = np.flatnonzero(total >= max(min_area, 1))
+    keep = total >= max(min_area, 1)
+    if region is not None:
+        keep &= np.bincount(component, weights=_stack(summaries, "inside", np.int64), minlength=n) > 0
+    kept = np.flatnonzero(keep)
     final = np.zeros(n, np.int64)
     final[kept[np.argsort(earliest[kept], kind="stable")]] = np.arange(1, len(kept) + 1)
     lookups = {}
@@ -153,7 +197,37 @@ def resolve(summaries: list[WindowSummary], pair_links: list, min_area: int = 0)
         lookup = np.zeros(len(s.area) + 1, np.uint32)
         lookup[1:] = final[component[start[s.index] : start[s.index] + len(s.area)]]
         lookups[s.index] = lookup
-    return Resolved(lookups, len(kept))
+    node_final = final[component]
+    largest = np.lexsort((-area, node_final))  # nodes by final id, the largest piece first
+    largest = largest[node_final[largest] > 0]
+    firsts = largest[np.r_[True, np.diff(node_final[largest]) > 0]] if len(largest) else largest
+    return Resolved(lookups, len(kept), _stack(summaries, "score", np.float32)[firsts],
+                    _stack(summaries, "stability", np.float32)[firsts])  # fmt: skip
+
+
+def to_visit(grid: TileGrid, summaries: list[WindowSummary], pair_links: list, region) -> set:
+    """The windows not segmented yet into which objects touching ``region`` may continue.
+
+    An object touches the region when one of its pieces has a core pixel in
+    it; it may continue into the neighbour beyond any inner window edge one
+    of its pieces reaches.
+    """
+    start, component = _components(summaries, pair_links)
+    if len(component) == 0:
+        return set()
+    n = int(component.max()) + 1
+    touching = np.bincount(component, weights=_stack(summaries, "inside", np.int64), minlength=n) > 0
+    done = {s.index for s in summaries}
+    ny, nx = grid.grid_shape
+    out = set()
+    for s in summaries:
+        mine = touching[component[start[s.index] : start[s.index] + len(s.area)]]
+        iy, ix = s.index
+        for side, (dy, dx) in enumerate(((-1, 0), (0, -1), (1, 0), (0, 1))):
+            other = (iy + dy, ix + dx)
+            if other not in done and 0 <= other[0] < ny and 0 <= other[1] < nx and (mine & s.edges[:, side]).any():
+                out.add(other)
+    return out
 
 
 class Assembled:
