@@ -114,7 +114,7 @@ def test_cli_embed_segment_measure_at_defaults(nuclei_path, tmp_path, capsys):
 
 def test_annotator_at_defaults_commits_the_clicked_objects(real_data):
     pytest.importorskip("ipycanvas", reason="the widget needs the notebook extra: pip install -e '.[notebook]'")
-    from test_widget import Page
+    from test_widget import Page, wait_for
 
     pairs = [load_dsb(real_data, i) for i in ("ade080c6618c", "1d9eacb3161f", "472b1c5ff988")]
     image, truth = mosaic(pairs, (1200, 1500))  # larger than one default window
@@ -131,7 +131,8 @@ def test_annotator_at_defaults_commits_the_clicked_objects(real_data):
         annotator.show(*innermost(truth, boxes[label - 1], label))
         page.click(*innermost(truth, boxes[label - 1], label))
         np.testing.assert_array_equal(annotator.annotation.mask.to_array(truth.shape), truth == label)
-        page.key("Enter")
+        page.key("c")  # commit (on a thread)
+        wait_for(lambda: f"committed object {chosen.index(label) + 1}" in annotator.controls.status.value)
     expected = np.select([truth == label for label in chosen], [1, 2, 3], 0)
     np.testing.assert_array_equal(np.asarray(annotator.labels), expected)
     annotator.close()

@@ -283,11 +283,6 @@ def test_log_records_prompts_per_object(gt, tmp_path):
     assert (tmp_path / "l" / "ops" / "000001.npz").is_file()
 
 
-def plain(log):
-    """A log without its checksums (a copy has its own files)."""
-    return [{k: v for k, v in entry.items() if k != "checksums"} for entry in log]
-
-
 def test_save_writes_a_copy_and_moves_autosave_only_when_asked(gt, tmp_path):
     labels = LabelImage(gt.shape, chunks=(100, 100))
     commit_all(labels, gt, [7, 8, 9])
@@ -593,7 +588,12 @@ def saved(real_data, tmp_path_factory):
     labels.undo()
     labels.commit(blob(gt, 9), overwrite=True)
     labels.erase(15)
-    return path, np.asarray(labels), labels.objects, labels.log
+    labels.set_attributes({1: {"class_name": "nucleus"}, 2: {"class_name": "mitosis"}})  # ops without pixels
+    labels.set_attributes({3: {"class_name": "debris"}})
+    labels.undo()
+    ys, xs = np.nonzero(gt == 12)
+    labels.set_pixels(ys[::2], xs[::2], 0)  # a pixel edit across the object
+    return path, np.asarray(labels), labels.objects, labels.log, labels.attributes
 
 
 def damaged_copy(saved, tmp_path, name="labels"):
@@ -604,7 +604,7 @@ def assert_repaired(path, saved, damaged_files):
     """repair=True restores what was committed and keeps the damaged folder, byte for byte, beside it."""
     repaired = LabelImage.open(path, repair=True)
     np.testing.assert_array_equal(np.asarray(repaired), saved[1])
-    assert repaired.objects == saved[2] and plain(repaired.log) == plain(saved[3])
+    assert repaired.objects == saved[2] and plain(repaired.log) == plain(saved[3]) and repaired.attributes == saved[4]
     kept = [p for p in path.parent.iterdir() if p.name.startswith(f"{path.name}.damaged-")]
     assert len(kept) == 1 and _files(kept[0]) == damaged_files
     again = LabelImage.open(path)  # whole again: reopens without repair, and carries on

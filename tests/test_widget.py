@@ -543,13 +543,38 @@ def test_segment_everything_adds_the_objects_found_and_keeps_the_users(sample):
     panel = annotator.everything
     panel.start_button.click()
     panel.wait(120)
-    expected = np.asarray(samkit.segment_all(image, OracleModel(truth), tile_size=256, halo=32))
+    found = samkit.segment_all(image, OracleModel(truth), tile_size=256, halo=32)
+    expected = np.asarray(found)
     kept = [k for k in np.unique(expected) if k and ((expected == k) & (truth != 5)).any()]
     assert f"added {len(kept)}" in panel.message.value and panel.progress.value == panel.progress.max > 1
     labels = np.asarray(annotator.labels)
-    assert len(annotator.labels.objects) == len(kept) + 1 and annotator.labels.attributes[2]["mode"] == "grid"
+    assert len(annotator.labels.objects) == len(kept) + 1
     np.testing.assert_array_equal(labels == 1, truth == 5)
-    for new, found in enumerate(kept, start=2):  # each found object as segment_all gives it, around the user's one
-        np.testing.assert_array_equal(labels == new, (expected == found) & (truth != 5))
+    for new, old in enumerate(kept, start=2):  # each found object as segment_all gives it, around the user's one
+        np.testing.assert_array_equal(labels == new, (expected == old) & (truth != 5))
+        assert annotator.labels.attributes[new] == found.attributes[old]  # its score, stability and mode
     annotator.undo()
     np.testing.assert_array_equal(np.asarray(annotator.labels), np.where(truth == 5, 1, 0))
+
+
+def test_segment_everything_in_the_view_and_cancelled(sample):
+    """API 4 through the panel: "current view" segments only the windows over the view (objects touching it are
+    kept whole, as segment_all(region=) gives them); Cancel stops the run and adds nothing."""
+    image, truth, boxes = sample
+    annotator = samkit.Annotator(image, OracleModel(truth), tile_size=256, halo=32)
+    annotator.show(130, 170, zoom=4.0)
+    view = annotator.viewport.visible()
+    panel = annotator.everything
+    panel.where.value = "view"
+    panel.start()
+    panel.wait(120)
+    found = np.asarray(samkit.segment_all(image, OracleModel(truth), tile_size=256, halo=32, region=view))
+    assert 0 < len(annotator.labels.objects) == len(np.unique(found)) - 1 < len(np.unique(truth)) - 1
+    np.testing.assert_array_equal(np.asarray(annotator.labels) > 0, found > 0)
+
+    slow = samkit.Annotator(image, OracleModel(truth, delay=1.0), tile_size=128, halo=16, prefetch=False)
+    slow.everything.start()
+    slow.everything.cancel_button.click()
+    slow.everything.wait(120)
+    assert "cancel" in slow.everything.message.value.lower() and not slow.labels.objects
+    assert not slow.everything.start_button.disabled

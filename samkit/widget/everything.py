@@ -4,14 +4,14 @@ The run uses the annotator's model, windows and intensity mapping, on a backgrou
 thread with a progress bar; what it finds is added to the labels as new objects, with
 their scores, in one undoable step (:func:`samkit.engine.editing.add_objects`), where
 the user's own objects are kept: the results are edited like any commit (the
-semi-automatic stage of a data engine). The view and *Cancel* need ``segment_all``'s
-``region`` and ``cancel`` (shared API 4); where they are missing, the panel says so.
+semi-automatic stage of a data engine). *current view* is ``segment_all(region=)``:
+only the windows over the view, objects touching it kept whole; *Cancel* sets its
+``cancel`` event, and the run stops after the window under way, adding nothing.
 """
 
 from __future__ import annotations
 
 import html
-import inspect
 import logging
 import threading
 
@@ -23,12 +23,6 @@ from ..errors import SamkitError
 log = logging.getLogger(__name__)
 
 PASSED_ON = ("cache", "channels", "percentiles", "value_range")  # session options segment_all takes too
-
-
-def _accepts(name: str) -> bool:
-    from ..automatic import segment_all
-
-    return name in inspect.signature(segment_all).parameters
 
 
 class EverythingPanel:
@@ -45,8 +39,6 @@ class EverythingPanel:
                                             disabled=True)  # fmt: skip
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="200px"))
         self.message = widgets.HTML()
-        if not _accepts("region"):
-            self.where.options, self.where.value = [("whole image", "image")], "image"
         self.start_button.on_click(lambda _: self.start())
         self.cancel_button.on_click(lambda _: self.cancel())
         self.widget = widgets.VBox([
@@ -60,8 +52,8 @@ class EverythingPanel:
             return
         self.stop.clear()
         options = self._options()
-        self.start_button.disabled, self.cancel_button.disabled = True, "cancel" not in options
-        self.message.value = "segmenting…" + ("" if "cancel" in options else " (this samkit cannot cancel it)")
+        self.start_button.disabled, self.cancel_button.disabled = True, False
+        self.message.value = "segmenting…"
         self.thread = threading.Thread(target=self._run, args=(options,), name="samkit-everything", daemon=True)
         self.thread.start()
 
@@ -76,12 +68,10 @@ class EverythingPanel:
     def _options(self) -> dict:
         a = self.annotator
         grid = a.session.grid
-        options = {"tile_size": grid.tile_size, "halo": grid.halo, "progress": self._progress}
+        options = {"tile_size": grid.tile_size, "halo": grid.halo, "progress": self._progress, "cancel": self.stop}
         options.update({k: v for k, v in a._session_options.items() if k in PASSED_ON})
         if self.where.value == "view":
             options["region"] = a.viewport.visible()
-        if _accepts("cancel"):
-            options["cancel"] = self.stop
         return options
 
     def _progress(self, done: int, total: int, eta) -> None:
