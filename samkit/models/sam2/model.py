@@ -96,7 +96,8 @@ class ImageEncoder(nn.Module):
 
 
 class Sam2(SamFamily):
-    """SAM 2.1 for images, with its metadata: ``model_type``, ``precision``, ``checkpoint``.
+    """SAM 2.1 (for images; its video parts serve :class:`.tracker.Sam2Tracker`), with its metadata:
+    ``model_type``, ``precision``, ``checkpoint``.
 
     Use :func:`samkit.load_model` to get one with real weights.
     """
