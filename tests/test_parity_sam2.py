@@ -170,7 +170,7 @@ def test_object_score_and_stability_fallback_match(tiny, scene, gain):
         for layer in layers:
             layer.weight.mul_(gain), layer.bias.mul_(gain)
     try:
-        logits, iou, score = ours.decode_with_object_score(predictor.embedding, xy, lab, multimask=False)
+        logits, iou, score, _ = ours.decode_all(predictor.embedding, xy, lab, multimask=False)
         _, multi_iou = ours.decode(predictor.embedding, xy, lab, multimask=True)
         with torch.no_grad():
             sparse, dense = ref.sam_prompt_encoder(points=(xy, lab), boxes=None, masks=None)

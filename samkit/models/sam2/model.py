@@ -46,7 +46,7 @@ TRUNKS = {
 }
 SAM2_MODEL_TYPES = tuple(TRUNKS)
 MEMORY_DIM = 64  # channels of a frame's memory
-NUM_MEMORIES = 7  # memories a frame attends to: its prompted frames' (at distance 0) and the 6 frames before it
+NUM_MEMORIES = 7  # rows of the memories' temporal encoding: prompted frames (row 6) and the 6 frames before a frame
 
 # Normalisation of [0, 1] RGB (ImageNet statistics, as the official SAM2Transforms)
 _MEAN = (0.485, 0.456, 0.406)
@@ -187,24 +187,10 @@ class Sam2(SamFamily):
         As :meth:`samkit.models.sam.Sam.decode`; coordinates are (x, y) in
         pixels of the stretched 1024 x 1024 input. Without ``multimask`` an
         unstable single mask is replaced by the best of the three candidates.
-        :meth:`decode_with_object_score` also gives the object-score logits.
+        :meth:`decode_all` also gives the object-score logits and the object-pointer token.
         """
-        logits, iou, _ = self.decode_with_object_score(embeddings, points, labels, boxes, mask_input, multimask)
+        logits, iou, _, _ = self.decode_all(embeddings, points, labels, boxes, mask_input, multimask)
         return logits, iou
-
-    @torch.inference_mode()
-    def decode_with_object_score(
-        self,
-        embeddings: Sam2Embedding | Sam2DecoderContext,
-        points: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        boxes: torch.Tensor | None = None,
-        mask_input: torch.Tensor | None = None,
-        multimask: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`decode`, plus (B, 1) object-score logits (> 0: the prompt is on an object)."""
-        logits, iou, object_score, _ = self.decode_all(embeddings, points, labels, boxes, mask_input, multimask)
-        return logits, iou, object_score
 
     @torch.inference_mode()
     def decode_all(
@@ -216,8 +202,9 @@ class Sam2(SamFamily):
         mask_input: torch.Tensor | None = None,
         multimask: bool = True,
     ) -> Decoded:
-        """:meth:`decode` with all the mask decoder gives (float32): also the object score and the
-        output token the video memory makes its object pointer from (see :class:`Decoded`)."""
+        """:meth:`decode` with all the mask decoder gives (float32): also the (B, 1) object-score logits
+        (> 0: the prompt is on an object) and the output token the video memory makes its object
+        pointer from (see :class:`Decoded`)."""
         context = embeddings if isinstance(embeddings, Sam2DecoderContext) else self.prepare_decoder(embeddings)
         image, dev = context.image, self.device
         if points is not None:
