@@ -38,14 +38,12 @@ class RoPEAttention(nn.Module):
         B, N, C = x.shape
         return x.view(B, N, self.num_heads, C // self.num_heads).transpose(1, 2)  # (B, h, N, d)
 
-    def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], unrotated: int = 0
-    ) -> torch.Tensor:
-        q = rotate(self._heads(self.q_proj(q)), *rope)  # (B, h, HW, d)
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: torch.Tensor, unrotated: int = 0) -> torch.Tensor:
+        q = rotate(self._heads(self.q_proj(q)), rope)  # (B, h, HW, d)
         k = self._heads(self.k_proj(k))  # (B, h, M, d)
         v = self._heads(self.v_proj(v))
         rotated = k.shape[2] - unrotated
-        k = torch.cat([rotate(k[:, :, :rotated], *rope), k[:, :, rotated:]], dim=2)
+        k[:, :, :rotated] = rotate(k[:, :, :rotated], rope)
         x = F.scaled_dot_product_attention(q, k, v)  # (B, h, HW, d)
         B, h, N, d = x.shape
         return self.out_proj(x.transpose(1, 2).reshape(B, N, h * d))
@@ -67,7 +65,7 @@ class MemoryAttentionLayer(nn.Module):
         x: torch.Tensor,
         memory: torch.Tensor,
         memory_pos: torch.Tensor,
-        rope: tuple[torch.Tensor, torch.Tensor],
+        rope: torch.Tensor,
         num_pointer_tokens: int,
     ) -> torch.Tensor:
         y = self.norm1(x)
@@ -84,14 +82,15 @@ class MemoryAttention(nn.Module):
         self.theta = theta
         self.layers = nn.ModuleList(MemoryAttentionLayer(dim, mem_dim) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
-        self._rope: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._rope: dict[tuple, torch.Tensor] = {}
 
-    def rope(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The rotary angles of an (height, width) grid (computed once per size and device)."""
+    def rope(self, height: int, width: int, device: torch.device) -> torch.Tensor:
+        """The rotations of an (height, width) grid (computed once per size and device)."""
         key = (height, width, str(device))
         if key not in self._rope:
             head_dim = self.layers[0].self_attn.q_proj.out_features // self.layers[0].self_attn.num_heads
-            self._rope[key] = axial_rope(head_dim, height, width, self.theta, device)
+            with torch.inference_mode(False):  # a plain tensor, usable in and out of inference mode
+                self._rope[key] = axial_rope(head_dim, height, width, self.theta, device)
         return self._rope[key]
 
     def forward(

@@ -10,11 +10,12 @@
   memory attention applies to its queries and keys: half of each head's
   channel pairs turn with the column, half with the row.
 
-None of them has weights. Everything is float32.
+None of them has weights. Everything is float32 (the rotations complex64).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -28,12 +29,19 @@ def _frequencies(count: int, device=None) -> torch.Tensor:
     return TEMPERATURE ** (2 * torch.div(i, 2, rounding_mode="floor") / count)
 
 
+@functools.lru_cache(maxsize=16)
 def sine_grid(channels: int, height: int, width: int, device=None) -> torch.Tensor:
     """(1, channels, height, width): row encoding in the first half of the channels, column in the second.
 
     Rows and columns count from 1 and are normalised to (0, 2 pi] by the last
     one; within each half, even channels hold sines, odd ones cosines.
+    Computed once per size and device (do not modify the result in place).
     """
+    with torch.inference_mode(False):  # a plain tensor, usable in and out of inference mode
+        return _sine_grid(channels, height, width, device)
+
+
+def _sine_grid(channels: int, height: int, width: int, device) -> torch.Tensor:
     half = channels // 2
     eps, scale = 1e-6, 2 * math.pi
     rows = torch.arange(1, height + 1, dtype=torch.float32, device=device)
@@ -57,8 +65,8 @@ def sine_1d(positions: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-def axial_rope(dim: int, height: int, width: int, theta: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin (H * W, dim / 2) of the rotation of each channel pair of a ``dim``-channel head.
+def axial_rope(dim: int, height: int, width: int, theta: float = 10000.0, device=None) -> torch.Tensor:
+    """(H * W, dim / 2) complex unit rotations of each channel pair of a ``dim``-channel head.
 
     Tokens are in row-major order. Pairs 0 .. dim/4 - 1 turn by column x
     frequency, the others by row x the same frequencies,
@@ -68,17 +76,15 @@ def axial_rope(dim: int, height: int, width: int, theta: float = 10000.0, device
     t = torch.arange(height * width, dtype=torch.float32, device=device)
     col, row = t % width, torch.div(t, width, rounding_mode="floor")
     angles = torch.cat([torch.outer(col, freqs), torch.outer(row, freqs)], dim=-1)  # (HW, dim / 2)
-    return angles.cos(), angles.sin()
+    return torch.polar(torch.ones_like(angles), angles)
 
 
-def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Turn the channel pairs (2i, 2i + 1) of (B, h, N, d) tokens by the (N', d / 2) angles.
+def rotate(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+    """Turn the channel pairs (2i, 2i + 1) of (B, h, N, d) tokens by the (N', d / 2) ``rope`` rotations.
 
     N may be a multiple of N': the memories of several frames share the
-    grid's angles.
+    grid's rotations.
     """
     B, h, N, d = x.shape
-    pairs = x.float().reshape(B, h, N // cos.shape[0], cos.shape[0], d // 2, 2)
-    even, odd = pairs.unbind(-1)
-    turned = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
-    return turned.reshape(B, h, N, d).type_as(x)
+    pairs = torch.view_as_complex(x.float().reshape(B, h, N // rope.shape[0], rope.shape[0], d // 2, 2))
+    return torch.view_as_real(pairs * rope).reshape(B, h, N, d).type_as(x)
