@@ -153,17 +153,33 @@ def test_box_propagates_as_the_reference(models, stack):
     assert sorted(_assert_propagation(ref, state, tracker, max_frame_num_to_track=1)) == [2, 3]
 
 
-def test_mask_prompt_propagates_as_the_reference(models, stack):
-    """A ground-truth mask on the middle plane is that plane's answer and is followed to the next plane."""
+def test_mask_prompt_and_absent_object_as_the_reference(models, stack):
+    """A ground-truth mask on the middle plane is that plane's answer and is followed over two planes
+    where the model sees no object: the object-score head's bias is lowered by 1 in both models (with
+    these random weights every score is about +0.2), so the tracked planes take the no-object path
+    (logits -1024, the no-object pointer and memory embedding, seen by the plane after)."""
     ref, ours, _ = models
     _, labels, frames, rgb = stack
     mask = labels[MIDDLE] == MASKED
-    state = ref.init_state(rgb)
-    _, _, ref_video = ref.add_new_mask(state, MIDDLE, 1, mask)
-    tracker = Sam2Tracker(ours, frames)
-    first = tracker.add_mask(MIDDLE, mask)
-    _assert_same(first, state["temp_output_dict_per_obj"][0]["cond_frame_outputs"][MIDDLE]["pred_masks"][0, 0], ref_video[0, 0])
-    assert sorted(_assert_propagation(ref, state, tracker, max_frame_num_to_track=1)) == [2, 3]
+    biases = [m.sam_mask_decoder.pred_obj_score_head.layers[-1].bias for m in (ours, ref)]
+    with torch.no_grad():
+        for bias in biases:
+            bias -= 1
+    try:
+        state = ref.init_state(rgb)
+        _, _, ref_video = ref.add_new_mask(state, MIDDLE, 1, mask)
+        tracker = Sam2Tracker(ours, frames)
+        first = tracker.add_mask(MIDDLE, mask)
+        _assert_same(first, state["temp_output_dict_per_obj"][0]["cond_frame_outputs"][MIDDLE]["pred_masks"][0, 0], ref_video[0, 0])
+        results = _assert_propagation(ref, state, tracker, max_frame_num_to_track=2)
+    finally:
+        with torch.no_grad():
+            for bias in biases:
+                bias += 1
+    assert sorted(results) == [2, 3, 4] and first.object_score > 0 and np.array_equal(first.mask, mask)
+    for frame in (3, 4):
+        assert results[frame].object_score < 0 and not results[frame].mask.any()
+        assert (results[frame].logits == -1024).all()
 
 
 # ---------------------------------------------------------------- the memory rules, on long synthetic stacks
