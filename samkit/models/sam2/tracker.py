@@ -143,8 +143,8 @@ class Sam2Tracker:
     >>> frames = FrameEmbeddings(model, stack)                 # doctest: +SKIP
     >>> tracker = Sam2Tracker(model, frames)                   # doctest: +SKIP
     >>> tracker.add_prompt(15, points=[(30, 28)], labels=[1])  # doctest: +SKIP
-    >>> forward = list(tracker.propagate())                    # from the prompted frame to the last
-    >>> backward = list(tracker.propagate(reverse=True))       # and back to the first
+    >>> forward = list(tracker.propagate())                    # doctest: +SKIP (to the last frame)
+    >>> backward = list(tracker.propagate(reverse=True))       # doctest: +SKIP (back to the first)
     """
 
     def __init__(
