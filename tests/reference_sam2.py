@@ -97,3 +97,76 @@ def build_reference(model_type: str, seed: int) -> nn.Module:
 def save_official_layout(model: nn.Module, path) -> None:
     """Save as Meta's SAM 2.1 files are: ``{"model": state_dict}``."""
     torch.save({"model": model.state_dict()}, path)
+
+
+# ---------------------------------------------------------------- the video predictor
+
+
+def build_video_reference(path, monkeypatch) -> nn.Module:
+    """The reference ``SAM2VideoPredictor`` (Hiera-T) with the weights of the official-layout file ``path``.
+
+    As ``build_sam2_video_predictor`` makes it (its post-processing on), with
+    ``add_all_frames_to_correct_as_cond=True`` (see
+    :mod:`samkit.models.sam2.tracker`). Stand-ins (through ``monkeypatch``):
+
+    - ``load_video_frames`` takes an (T, H, W, 3) uint8 array instead of a
+      folder of JPEG files (lossy) and stretches each frame to 1024 x 1024 as
+      the image predictor does (bilinear, antialiased) instead of PIL's
+      bicubic, so that both sides embed the same pixels;
+    - the CUDA kernel behind ``fill_holes_in_mask_scores``
+      (``get_connected_components``: 8-connected components and their areas)
+      is computed with scipy, so holes are filled as on a GPU;
+    - ``forward_image`` keeps every frame's features (the predictor keeps
+      only the last frame's and would embed each frame again on every pass),
+      for every inference state made of the same array.
+    """
+    sam2 = import_sam2()
+    import sam2.sam2_video_predictor as video
+    import sam2.utils.misc as misc
+    from sam2.build_sam import build_sam2_video_predictor
+
+    loaded = {}  # id of a frame array -> (the array, its frames): states of one stack share their features
+
+    def load_frames(video_path, *args, **kwargs):
+        if id(video_path) not in loaded:
+            loaded[id(video_path)] = (video_path, _load_frames(video_path, *args, **kwargs))
+        return loaded[id(video_path)][1]
+
+    monkeypatch.setattr(video, "load_video_frames", load_frames)
+    monkeypatch.setattr(misc, "get_connected_components", _connected_components)
+    model = build_sam2_video_predictor(
+        CONFIGS["sam2.1_hiera_tiny"],
+        ckpt_path=str(path),
+        device="cpu",
+        hydra_overrides_extra=["++model.add_all_frames_to_correct_as_cond=true"],
+    )
+    features, forward_image = {}, model.forward_image
+
+    def remembered(image):  # one key per frame of the loaded stack (a view into it)
+        if image.data_ptr() not in features:
+            features[image.data_ptr()] = forward_image(image)
+        return features[image.data_ptr()]
+
+    model.forward_image = remembered
+    return model
+
+
+def _load_frames(video_path, image_size, offload_video_to_cpu, img_mean=(0.485, 0.456, 0.406), img_std=(0.229, 0.224, 0.225), **_):
+    frames = torch.from_numpy(np.asarray(video_path)).permute(0, 3, 1, 2).float() / 255  # (T, 3, H, W)
+    height, width = frames.shape[-2:]
+    images = torch.cat([Resize([image_size, image_size])(f)[None] for f in frames])
+    mean, std = torch.tensor(img_mean)[:, None, None], torch.tensor(img_std)[:, None, None]
+    return (images - mean) / std, height, width
+
+
+def _connected_components(mask: torch.Tensor):
+    """(N, 1, H, W) binary -> per-pixel component labels and component areas (0 on background), 8-connected."""
+    from scipy import ndimage
+
+    labels, areas = torch.zeros(mask.shape, dtype=torch.int32), torch.zeros(mask.shape, dtype=torch.int32)
+    for i, m in enumerate(mask[:, 0].bool().cpu().numpy()):
+        lab, _ = ndimage.label(m, structure=np.ones((3, 3), dtype=bool))
+        counts = np.bincount(lab.ravel())
+        counts[0] = 0
+        labels[i, 0], areas[i, 0] = torch.from_numpy(lab.astype(np.int32)), torch.from_numpy(counts[lab].astype(np.int32))
+    return labels, areas

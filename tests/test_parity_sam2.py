@@ -25,6 +25,7 @@ from reference_sam2 import build_reference, import_sam2, save_official_layout
 from samkit.errors import CheckpointError
 from samkit.models.checkpoint import read_checkpoint
 from samkit.models.sam2 import Sam2, Sam2Embedding, detect_sam2_type, load_sam2
+from samkit.models.sam2.checkpoint import VIDEO_PREFIXES
 from samkit.models.sam2.mask_decoder import stability
 
 TOL = 1e-4  # max relative error, fp32
@@ -169,7 +170,7 @@ def test_object_score_and_stability_fallback_match(tiny, scene, gain):
         for layer in layers:
             layer.weight.mul_(gain), layer.bias.mul_(gain)
     try:
-        logits, iou, score = ours.decode_with_object_score(predictor.embedding, xy, lab, multimask=False)
+        logits, iou, score, _ = ours.decode_all(predictor.embedding, xy, lab, multimask=False)
         _, multi_iou = ours.decode(predictor.embedding, xy, lab, multimask=True)
         with torch.no_grad():
             sparse, dense = ref.sam_prompt_encoder(points=(xy, lab), boxes=None, masks=None)
@@ -241,13 +242,13 @@ def test_wrong_or_missing_image_keys_are_named(tiny):
     with pytest.raises(CheckpointError, match=re.escape(f"key {key!r} is missing")):
         load_sam2(missing, "sam2.1_hiera_tiny.pt")
     extra = {**state, "sam_mask_decoder.conv_s2.weight": torch.zeros(1)}
-    with pytest.raises(CheckpointError, match="'sam_mask_decoder.conv_s2.weight' is not part of the image model"):
+    with pytest.raises(CheckpointError, match="'sam_mask_decoder.conv_s2.weight' is not part of the model"):
         load_sam2(extra, "sam2.1_hiera_tiny.pt")
     wrong = {**state, "no_mem_embed": torch.zeros(1, 1, 64)}
     with pytest.raises(CheckpointError, match=r"'no_mem_embed' has shape \(1, 1, 64\), expected \(1, 1, 256\)"):
         load_sam2(wrong, "sam2.1_hiera_tiny.pt")
-    video_only = {k: v for k, v in state.items() if not k.startswith("memory_")}
-    assert load_sam2(video_only).model_type == "sam2.1_hiera_tiny"  # the video parts are not needed
+    image_only = {k: v for k, v in state.items() if not k.startswith(VIDEO_PREFIXES)}
+    assert load_sam2(image_only).model_type == "sam2.1_hiera_tiny"  # the video parts are not needed for images
 
 
 def test_unknown_trunk_size_is_refused(tiny):

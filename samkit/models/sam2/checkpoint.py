@@ -1,10 +1,12 @@
-"""Recognising SAM 2.1 checkpoints and putting their image-path weights into a :class:`Sam2`.
+"""Recognising SAM 2.1 checkpoints and putting their weights into a :class:`Sam2`.
 
 Official files hold ``{"model": state_dict}`` (unwrapped by
 :func:`samkit.models.checkpoint.read_checkpoint`). The size is read from the
-keys: the trunk's width and its number of blocks. The video parts' weights
-(memory encoder and attention, object pointers, ...) are accepted and ignored;
-any other key the image model lacks, or lacks in the file, is an error.
+keys: the trunk's width and its number of blocks. Every key of the model
+must be in the file with its shape, and the file may hold no other key;
+the one exception is a file with none of the video parts' keys (memory
+encoder and attention, object pointers, ...): it loads as an image model
+whose ``has_video_weights`` is False, which tracking refuses.
 
 Non-finite weights (NaN/inf) are refused, as for SAM
 (:func:`samkit.models.checkpoint.check_finite`).
@@ -29,7 +31,7 @@ _SIZES = {
     (112, 24): "sam2.1_hiera_base_plus",
     (144, 48): "sam2.1_hiera_large",
 }
-#: Keys of SAM 2's video parts: present in official files, not used for images.
+#: Keys of SAM 2's video parts: in official files, used for tracking only.
 VIDEO_PREFIXES = (
     "memory_attention.",
     "memory_encoder.",
@@ -59,27 +61,30 @@ def detect_sam2_type(state: dict[str, torch.Tensor], name: str = "checkpoint") -
 
 
 def load_sam2(state: dict[str, torch.Tensor], name: str = "checkpoint", model_type: str | None = None) -> Sam2:
-    """A :class:`Sam2` of the detected (or given) type with the image-path weights of ``state``."""
+    """A :class:`Sam2` of the detected (or given) type with the weights of ``state``."""
     detected = detect_sam2_type(state, name)
     if model_type is None:
         model_type = detected
     elif model_type not in SAM2_MODEL_TYPES:
         raise UnknownModelError(f"model_type={model_type!r} is unknown for a SAM 2 checkpoint; expected one of {SAM2_MODEL_TYPES}")
     model = build_sam2(model_type)
-    image_state = {k: v for k, v in state.items() if not k.startswith(VIDEO_PREFIXES)}
     expected = model.state_dict()
-    problem = next((f"key {k!r} is missing" for k in expected if k not in image_state), None)
+    has_video = any(k.startswith(VIDEO_PREFIXES) for k in state)
+    if not has_video:  # an image-only file: the video parts keep their random values and are marked unusable
+        expected = {k: t for k, t in expected.items() if not k.startswith(VIDEO_PREFIXES)}
+    problem = next((f"key {k!r} is missing" for k in expected if k not in state), None)
     problem = problem or next(
-        (f"key {k!r} has shape {tuple(image_state[k].shape)}, expected {tuple(t.shape)}"
-         for k, t in expected.items() if image_state[k].shape != t.shape),
+        (f"key {k!r} has shape {tuple(state[k].shape)}, expected {tuple(t.shape)}"
+         for k, t in expected.items() if state[k].shape != t.shape),
         None,
     )
-    problem = problem or next((f"key {k!r} is not part of the image model" for k in image_state if k not in expected), None)
+    problem = problem or next((f"key {k!r} is not part of the model" for k in state if k not in expected), None)
     if problem:
         raise CheckpointError(
-            f"{name} does not match a SAM 2.1 {model_type!r} image model: {problem}. "
+            f"{name} does not match a SAM 2.1 {model_type!r} model: {problem}. "
             f"Known SAM 2.1 types: {SAM2_MODEL_TYPES}."
         )
-    check_finite(image_state, expected, name)
-    model.load_state_dict(image_state, strict=True)
+    check_finite(state, expected, name)
+    model.load_state_dict(state, strict=has_video)
+    model.has_video_weights = has_video
     return model

@@ -48,11 +48,18 @@ def arrange_high_res(feat_s0: torch.Tensor, feat_s1: torch.Tensor, dtype: torch.
 
 
 class Decoded(NamedTuple):
-    """logits (B, M, 256, 256), iou (B, M) in [0, 1], object_score (B, 1) logits."""
+    """logits (B, M, 256, 256), iou (B, M) in [0, 1], object_score (B, 1) logits, pointer_token (B, C).
+
+    ``pointer_token`` is the output token the video memory turns into the
+    object pointer: with multimask output the best candidate's (by IoU),
+    otherwise the single-mask token, even where an unstable single mask was
+    replaced by the best candidate (as the official code does).
+    """
 
     logits: torch.Tensor
     iou: torch.Tensor
     object_score: torch.Tensor
+    pointer_token: torch.Tensor
 
 
 class Sam2MaskDecoder(MaskDecoder):
@@ -80,12 +87,13 @@ class Sam2MaskDecoder(MaskDecoder):
         object_score = self.pred_obj_score_head(tokens[:, 0])  # (B, 1)
         iou = torch.sigmoid(self.iou_prediction_head(tokens[:, 1]))  # (B, 4)
         mask_tokens = tokens[:, 2 : 2 + self.num_mask_tokens]
+        best = iou[:, 1:].argmax(1) + 1  # (B,) the best of the three candidates
         if multimask:
             hyper = torch.stack([self.output_hypernetworks_mlps[i](mask_tokens[:, i]) for i in (1, 2, 3)], dim=1)
-            return Decoded(self.mask_logits(image, hyper, high_res=high_res), iou[:, 1:], object_score)
+            pointer = mask_tokens[torch.arange(B), best]
+            return Decoded(self.mask_logits(image, hyper, high_res=high_res), iou[:, 1:], object_score, pointer)
 
         # the single-mask output, and the best multimask one in case it is unstable
-        best = iou[:, 1:].argmax(1) + 1  # (B,)
         multi = torch.stack([self.output_hypernetworks_mlps[i](mask_tokens[:, i]) for i in (1, 2, 3)], dim=1)
         single = self.output_hypernetworks_mlps[0](mask_tokens[:, 0])
         hyper = torch.stack([single, multi[torch.arange(B), best - 1]], dim=1)  # (B, 2, C/8)
@@ -93,7 +101,7 @@ class Sam2MaskDecoder(MaskDecoder):
         stable = stability(both[:, 0].float()) >= STABILITY_THRESHOLD  # (B,)
         logits = torch.where(stable[:, None, None], both[:, 0], both[:, 1])[:, None]
         scores = torch.where(stable, iou[:, 0], iou[torch.arange(B), best])[:, None]
-        return Decoded(logits, scores, object_score)
+        return Decoded(logits, scores, object_score, mask_tokens[:, 0])
 
 
 def stability(logits: torch.Tensor, delta: float = STABILITY_DELTA) -> torch.Tensor:

@@ -11,8 +11,9 @@ two differences the callers must know:
   always (1024, 1024); ``embed`` resizes any (h, w) itself;
 - an embedding is a :class:`Sam2Embedding` of three tensors, not one.
 
-The video parts of SAM 2 (memory encoder and attention, object pointers) are
-not built: their weights are ignored when a checkpoint is loaded.
+The video parts of SAM 2 (memory encoder and attention, object pointers and
+the tables of the memory) are built here with their official names; what
+uses them is in :mod:`.memory` and :mod:`.tracker`.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...device import PRECISIONS
+from ..common import MLP
 from ..prompt_encoder import PromptEncoder
 from ..sam import SamFamily, upscale_mask
 from ..transformer import ImageContext
 from .hiera import Hiera
-from .mask_decoder import Sam2MaskDecoder, arrange_high_res
+from .mask_decoder import Decoded, Sam2MaskDecoder, arrange_high_res
+from .memory_attention import MemoryAttention
+from .memory_encoder import MemoryEncoder
 from .neck import FpnNeck
 
 _LARGE_WINDOWS = (8, 4, 16, 8)
@@ -41,6 +45,8 @@ TRUNKS = {
     "sam2.1_hiera_large": partial(Hiera, 144, 2, (2, 6, 36, 4), (23, 33, 43), windows=_LARGE_WINDOWS, background=(7, 7)),
 }
 SAM2_MODEL_TYPES = tuple(TRUNKS)
+MEMORY_DIM = 64  # channels of a frame's memory
+NUM_MEMORIES = 7  # rows of the memories' temporal encoding: prompted frames (row 6) and the 6 frames before a frame
 
 # Normalisation of [0, 1] RGB (ImageNet statistics, as the official SAM2Transforms)
 _MEAN = (0.485, 0.456, 0.406)
@@ -90,7 +96,8 @@ class ImageEncoder(nn.Module):
 
 
 class Sam2(SamFamily):
-    """SAM 2.1 for images, with its metadata: ``model_type``, ``precision``, ``checkpoint``.
+    """SAM 2.1 (for images; its video parts serve :class:`.tracker.Sam2Tracker`), with its metadata:
+    ``model_type``, ``precision``, ``checkpoint``.
 
     Use :func:`samkit.load_model` to get one with real weights.
     """
@@ -106,6 +113,17 @@ class Sam2(SamFamily):
         self.sam_prompt_encoder = PromptEncoder(dim)
         self.sam_mask_decoder = Sam2MaskDecoder(dim)
         self.no_mem_embed = nn.Parameter(torch.zeros(1, 1, dim))
+        # the video parts (official names; used by .memory and .tracker)
+        self.memory_encoder = MemoryEncoder(dim, MEMORY_DIM)
+        self.memory_attention = MemoryAttention(dim, MEMORY_DIM)
+        self.maskmem_tpos_enc = nn.Parameter(torch.zeros(NUM_MEMORIES, 1, 1, MEMORY_DIM))  # by frame distance
+        self.no_mem_pos_enc = nn.Parameter(torch.zeros(1, 1, dim))  # in the files, unused by SAM 2.1
+        self.no_obj_ptr = nn.Parameter(torch.zeros(1, dim))
+        self.no_obj_embed_spatial = nn.Parameter(torch.zeros(1, MEMORY_DIM))
+        self.obj_ptr_proj = MLP(dim, dim, dim, 3)
+        self.obj_ptr_tpos_proj = nn.Linear(dim, MEMORY_DIM)
+        self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)  # a 1024 mask prompt -> 256 logits
+        self.has_video_weights = True  # False when loaded from a file without them
         self.register_buffer("pixel_mean", torch.tensor(_MEAN).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(_STD).view(-1, 1, 1), persistent=False)
 
@@ -169,13 +187,13 @@ class Sam2(SamFamily):
         As :meth:`samkit.models.sam.Sam.decode`; coordinates are (x, y) in
         pixels of the stretched 1024 x 1024 input. Without ``multimask`` an
         unstable single mask is replaced by the best of the three candidates.
-        :meth:`decode_with_object_score` also gives the object-score logits.
+        :meth:`decode_all` also gives the object-score logits and the object-pointer token.
         """
-        logits, iou, _ = self.decode_with_object_score(embeddings, points, labels, boxes, mask_input, multimask)
+        logits, iou, _, _ = self.decode_all(embeddings, points, labels, boxes, mask_input, multimask)
         return logits, iou
 
     @torch.inference_mode()
-    def decode_with_object_score(
+    def decode_all(
         self,
         embeddings: Sam2Embedding | Sam2DecoderContext,
         points: torch.Tensor | None = None,
@@ -183,8 +201,10 @@ class Sam2(SamFamily):
         boxes: torch.Tensor | None = None,
         mask_input: torch.Tensor | None = None,
         multimask: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`decode`, plus (B, 1) object-score logits (> 0: the prompt is on an object)."""
+    ) -> Decoded:
+        """:meth:`decode` with all the mask decoder gives (float32): also the (B, 1) object-score logits
+        (> 0: the prompt is on an object) and the output token the video memory makes its object
+        pointer from (see :class:`Decoded`)."""
         context = embeddings if isinstance(embeddings, Sam2DecoderContext) else self.prepare_decoder(embeddings)
         image, dev = context.image, self.device
         if points is not None:
@@ -202,8 +222,7 @@ class Sam2(SamFamily):
         sparse, dense = self.sam_prompt_encoder(prompt_points, None, mask_input)
         if mask_input is not None:  # the mask prompt changes the image side
             image = self.sam_mask_decoder.with_dense(image, context.embeddings.image, dense)
-        logits, iou, object_score = self.sam_mask_decoder(image, sparse, multimask, context.high_res)
-        return logits.float(), iou.float(), object_score.float()
+        return Decoded(*(t.float() for t in self.sam_mask_decoder(image, sparse, multimask, context.high_res)))
 
     def upscale_logits(self, logits: torch.Tensor, input_size: tuple[int, int], output_size: tuple[int, int]) -> torch.Tensor:
         """Low-res logits (B, M, 256, 256) -> (B, M, *output_size): one bilinear resize (``input_size`` is unused)."""
